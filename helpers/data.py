@@ -1,0 +1,118 @@
+"""Read, validate and format the datasets: Alpaca instructions (more formats join as notebooks need them)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+ALPACA_FIELDS = ("instruction", "input", "output")
+ALPACA_HUB_ID = "yahma/alpaca-cleaned"
+
+
+class DataFormatError(ValueError):
+    """Input data is not in the expected format; the message says where (file, line or row) and which field."""
+
+
+def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Read a JSON Lines file (one JSON object per line; blank lines are skipped)."""
+    return [row for _, row in numbered_jsonl(path)]
+
+
+def numbered_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """Read a JSON Lines file as (line number, object) pairs, so that later checks can name the line."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise DataFormatError(f"{path}, line {line}: not valid UTF-8 (byte {err.start}); save the file as UTF-8") from err
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataFormatError(f"{path}, line {number}: malformed JSON ({err.msg} at column {err.colno})") from err
+        if not isinstance(row, dict):
+            raise DataFormatError(f"{path}, line {number}: expected a JSON object, got {type(row).__name__}")
+        rows.append((number, row))
+    if not rows:
+        raise DataFormatError(f"{path}: no rows")
+    return rows
+
+
+def check_text_fields(row: Any, where: str, required: Iterable[str], optional: Iterable[str] = ()) -> None:
+    """Raise DataFormatError unless `row` is a dict whose required fields are non-empty strings and optional ones strings."""
+    if not isinstance(row, dict):
+        raise DataFormatError(f"{where}: expected an object with fields {list(required)}, got {type(row).__name__}")
+    for name in required:
+        if name not in row or row[name] is None:
+            raise DataFormatError(f"{where}: field {name!r} is missing")
+        if not isinstance(row[name], str):
+            raise DataFormatError(f"{where}: field {name!r} must be a string, got {type(row[name]).__name__}")
+        if not row[name].strip():
+            raise DataFormatError(f"{where}: field {name!r} is empty")
+    for name in optional:
+        if row.get(name) is not None and not isinstance(row[name], str):
+            raise DataFormatError(f"{where}: field {name!r} must be a string, got {type(row[name]).__name__}")
+
+
+def clean_alpaca_row(row: Any, where: str) -> dict[str, str]:
+    """Check one Alpaca row (instruction and output required, input optional); return it with input filled in."""
+    check_text_fields(row, where, required=("instruction", "output"), optional=("input",))
+    return {"instruction": row["instruction"], "input": row.get("input") or "", "output": row["output"]}
+
+
+def validate_alpaca(rows: Iterable[Any], source: str = "data") -> list[dict[str, str]]:
+    """Check Alpaca rows; errors name the row index and the field."""
+    clean = [clean_alpaca_row(row, f"{source}, row {index}") for index, row in enumerate(rows)]
+    if not clean:
+        raise DataFormatError(f"{source}: no rows")
+    return clean
+
+
+def load_alpaca(path: str | Path) -> list[dict[str, str]]:
+    """Load and validate an Alpaca-format JSON Lines file; errors name the line and the field."""
+    return [clean_alpaca_row(row, f"{path}, line {number}") for number, row in numbered_jsonl(path)]
+
+
+def load_alpaca_hub(split: str = "train", limit: int | None = None, dataset_id: str = ALPACA_HUB_ID) -> list[dict[str, str]]:
+    """Load Alpaca rows from the Hugging Face hub (needs network; used on Colab)."""
+    from datasets import load_dataset
+
+    dataset = load_dataset(dataset_id, split=split)
+    if limit is not None:
+        dataset = dataset.select(range(min(limit, len(dataset))))
+    return validate_alpaca(dataset, source=dataset_id)
+
+
+def alpaca_to_messages(row: dict[str, str]) -> list[dict[str, str]]:
+    """One Alpaca row as a chat: the user turn is the instruction (plus input), the assistant turn the output."""
+    user = row["instruction"].strip()
+    if row.get("input", "").strip():
+        user += "\n\n" + row["input"].strip()
+    return [{"role": "user", "content": user}, {"role": "assistant", "content": row["output"].strip()}]
+
+
+def alpaca_to_prompt_completion(row: dict[str, str]) -> dict[str, list[dict[str, str]]]:
+    """TRL's conversational prompt-completion format: the loss is then computed on the completion only."""
+    messages = alpaca_to_messages(row)
+    return {"prompt": messages[:-1], "completion": messages[-1:]}
+
+
+def to_chat_text(messages: list[dict[str, str]], tokenizer: Any) -> str:
+    """Render a chat with the model's own chat template (no generation prompt)."""
+    return tokenizer.apply_chat_template(messages, tokenize=False)
+
+
+def prompt_of(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The messages up to (not including) the final assistant turn: what the model sees when asked."""
+    if not messages or messages[-1]["role"] != "assistant":
+        raise DataFormatError("a chat example must end with an assistant turn")
+    return messages[:-1]

@@ -1,0 +1,92 @@
+"""Held-out metrics: loss and perplexity on chat examples, bits per character/byte on raw text."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+Messages = list[dict[str, str]]
+
+
+def chat_example_ids(tokenizer: Any, messages: Messages, max_length: int = 1024) -> tuple[list[int], list[int]]:
+    """Token ids of a chat and its labels, with everything before the last assistant answer masked (-100)."""
+    prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    if not full.startswith(prompt):
+        raise ValueError("the chat template renders the prompt differently inside the full chat; cannot mask it")
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(full[len(prompt) :], add_special_tokens=False)["input_ids"]
+    ids = (prompt_ids + answer_ids)[:max_length]
+    labels = ([-100] * len(prompt_ids) + answer_ids)[:max_length]
+    return ids, labels
+
+
+def text_ids(tokenizer: Any, text: str, max_length: int = 1024) -> tuple[list[int], list[int]]:
+    """Ids of raw text after one document-separator token, with every text token scored."""
+    separator = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    ids = [separator] + tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids = ids[:max_length]
+    return ids, [-100] + ids[1:]
+
+
+def summed_nll(model: Any, ids: list[int], labels: list[int]) -> tuple[float, int]:
+    """Sum of next-token negative log-likelihoods (nats) over the labelled tokens, and their count."""
+    import torch
+
+    input_ids = torch.tensor([ids], device=model.device)
+    target = torch.tensor([labels[1:]], device=model.device)
+    with torch.no_grad():
+        logits = model(input_ids=input_ids).logits[:, :-1, :].float()
+    losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="sum")
+    return float(losses), int((target != -100).sum())
+
+
+def _total_nll(model: Any, pairs: list[tuple[list[int], list[int]]]) -> tuple[float, int]:
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        for ids, labels in pairs:
+            nll, n = summed_nll(model, ids, labels)
+            total, count = total + nll, count + n
+    finally:
+        model.train(was_training)
+    if count == 0:
+        raise ValueError("no tokens to score: are the examples empty or all masked?")
+    return total, count
+
+
+def eval_loss(model: Any, tokenizer: Any, examples: list[Messages] | list[str], max_length: int = 1024) -> float:
+    """Mean next-token loss per scored token: answers only for chats, every token for raw text."""
+    pairs = [
+        text_ids(tokenizer, ex, max_length) if isinstance(ex, str) else chat_example_ids(tokenizer, ex, max_length)
+        for ex in examples
+    ]
+    total, count = _total_nll(model, pairs)
+    return total / count
+
+
+def perplexity(loss: float) -> float:
+    """exp(loss): the effective number of choices per token."""
+    return math.exp(loss)
+
+
+def bits_per_unit(model: Any, tokenizer: Any, texts: list[str], unit: str = "char", max_length: int = 1024) -> float:
+    """Bits per character ('char') or per UTF-8 byte ('byte') of raw text: comparable across tokenizers."""
+    if unit not in ("char", "byte"):
+        raise ValueError("unit must be 'char' or 'byte'")
+    pairs = [text_ids(tokenizer, t, max_length) for t in texts]
+    for (ids, _), text in zip(pairs, texts):
+        if len(ids) == max_length:
+            raise ValueError(f"a text is longer than max_length={max_length} tokens; split it or raise max_length")
+    total, _ = _total_nll(model, pairs)
+    size = sum(len(t) if unit == "char" else len(t.encode("utf-8")) for t in texts)
+    return total / math.log(2) / size
+
+
+def fertility(tokenizer: Any, texts: list[str]) -> dict[str, float]:
+    """Tokens per word and characters per token of a tokenizer on some texts."""
+    tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+    words = sum(len(t.split()) for t in texts)
+    chars = sum(len(t) for t in texts)
+    return {"tokens_per_word": round(tokens / words, 3), "chars_per_token": round(chars / tokens, 3), "tokens": tokens, "words": words}

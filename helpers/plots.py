@@ -1,0 +1,105 @@
+"""Training curves from a Trainer's log history, shown inline and saved as PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+if matplotlib.get_backend().lower() == "agg" or not matplotlib.get_backend():
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def series(log_history: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of one logged metric, e.g. 'loss', 'eval_loss' or 'rewards/margins'."""
+    points = [(entry["step"], float(entry[key])) for entry in log_history if key in entry and "step" in entry]
+    return [s for s, _ in points], [v for _, v in points]
+
+
+def plot_metrics(
+    log_history: list[dict[str, Any]],
+    keys: list[str],
+    path: str | Path | None = None,
+    title: str = "",
+    ncols: int = 3,
+) -> plt.Figure:
+    """One small panel per metric over training steps; saved to `path` when given. Missing keys are skipped."""
+    present = [k for k in keys if series(log_history, k)[0]]
+    if not present:
+        raise ValueError(f"none of {keys} was logged; logged keys: {sorted({k for e in log_history for k in e})}")
+    ncols = min(ncols, len(present))
+    nrows = -(-len(present) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows), squeeze=False)
+    for ax, key in zip(axes.flat, present):
+        steps, values = series(log_history, key)
+        ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3)
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(present) :]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def plot_losses(log_history: list[dict[str, Any]], path: str | Path | None = None, title: str = "") -> plt.Figure:
+    """Training loss (and eval loss when logged) on one axis."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for key, style in (("loss", "-"), ("eval_loss", "o--")):
+        steps, values = series(log_history, key)
+        if steps:
+            ax.plot(steps, values, style, label=key.replace("loss", "loss (train)") if key == "loss" else key)
+    if not ax.lines:
+        raise ValueError("no 'loss' in the log history: did training run with logging_steps set?")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title or "Training loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def plot_bars(values: dict[str, dict[str, float]], path: str | Path | None = None, title: str = "", ylabel: str = "") -> plt.Figure:
+    """Grouped bars, e.g. {"Hindi": {"before": 3.1, "after": 2.4}, "English": {...}}."""
+    groups = list(values)
+    series_names = list(next(iter(values.values())))
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(groups), 3.6))
+    width = 0.8 / len(series_names)
+    for i, name in enumerate(series_names):
+        xs = [g + i * width for g in range(len(groups))]
+        bars = ax.bar(xs, [values[g][name] for g in groups], width, label=name)
+        ax.bar_label(bars, fmt="%.3g", fontsize=8)
+    ax.set_xticks([g + width * (len(series_names) - 1) / 2 for g in range(len(groups))], groups)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def plot_curves(curves: dict[str, dict[str, list[float]]], path: str | Path | None = None, title: str = "", ylabel: str = "loss") -> plt.Figure:
+    """Several saved curves ({"step": [...], "loss": [...]}) on one axis, e.g. two runs' training loss."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for name, curve in curves.items():
+        values = [v for k, v in curve.items() if k != "step"][0]
+        ax.plot(curve["step"], values, label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig

@@ -1,0 +1,97 @@
+"""Where each notebook writes what it measured: runs/<notebook>/results.json, plots and saved models beside it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def runs_root() -> Path:
+    """The runs folder: $SMOL_RUNS_DIR, else runs/ at the repository root."""
+    return Path(os.environ.get("SMOL_RUNS_DIR", REPO_ROOT / "runs")).expanduser()
+
+
+def run_dir(notebook: str) -> Path:
+    """runs/<notebook>/, created if needed."""
+    path = runs_root() / notebook
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def before_after(before: float, after: float, digits: int = 4) -> dict[str, float]:
+    """A before/after metric in the shared shape {"before": x, "after": y}."""
+    return {"before": round(float(before), digits), "after": round(float(after), digits)}
+
+
+def save_results(notebook: str, results: dict[str, Any]) -> Path:
+    """Write results.json for a notebook (replacing the previous one) and return its path."""
+    path = run_dir(notebook) / "results.json"
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def load_results(notebook: str) -> dict[str, Any] | None:
+    """A notebook's results.json, or None when it has not run yet."""
+    path = runs_root() / notebook / "results.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def header(notebook: str, profile: str) -> dict[str, Any]:
+    """The fields every results.json starts with: notebook, profile, device, environment, versions."""
+    from helpers import runtime
+
+    return {
+        "notebook": notebook,
+        "profile": profile,
+        "device": runtime.device_name(),
+        "environment": runtime.environment(),
+        "versions": runtime.versions(),
+    }
+
+
+def training_summary(log_history: list[dict[str, Any]], cost: Any, loss_key: str = "loss") -> dict[str, Any]:
+    """Steps, wall time and peak memory (a runtime.Measurement), first/last train loss and the loss curve."""
+    from helpers.plots import series
+
+    steps, losses = series(log_history, loss_key)
+    if not steps:
+        raise ValueError(f"no {loss_key!r} in the log history: train with logging_steps=1")
+    return {
+        "steps": steps[-1],
+        "train": cost.as_dict(),
+        "first_train_loss": round(losses[0], 4),
+        "last_train_loss": round(losses[-1], 4),
+        "loss_curve": {"step": steps, "loss": [round(v, 4) for v in losses]},
+    }
+
+
+COMPARED = (
+    ("device", lambda r: r["device"]),
+    ("profile", lambda r: r["profile"]),
+    ("trainable parameters", lambda r: f"{r['params']['trainable']:,}"),
+    ("trainable share (%)", lambda r: r["params"]["trainable_percent"]),
+    ("optimizer steps", lambda r: r["steps"]),
+    ("training wall time (s)", lambda r: r["train"]["seconds"]),
+    ("peak memory (MB)", lambda r: f"{r['train']['peak_memory_mb']} ({r['train']['memory_kind']})"),
+    ("first train loss", lambda r: r["first_train_loss"]),
+    ("last train loss", lambda r: r["last_train_loss"]),
+    ("held-out loss before", lambda r: r["eval_loss"]["before"]),
+    ("held-out loss after", lambda r: r["eval_loss"]["after"]),
+)
+
+
+def comparison_table(runs: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """Rows of metric | run A | run B ... from results.json contents; a run that is None shows '(not run)'."""
+    rows = []
+    for metric, get in COMPARED:
+        row: dict[str, Any] = {"metric": metric}
+        for name, run in runs.items():
+            row[name] = "(not run)" if run is None else get(run)
+        rows.append(row)
+    return rows

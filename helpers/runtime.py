@@ -1,0 +1,142 @@
+"""Where are we running, which profile, seeds, versions, time and peak memory."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import random
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+VERSIONED_PACKAGES = ("torch", "transformers", "trl", "peft", "unsloth", "unsloth_zoo", "datasets", "accelerate")
+
+
+def in_colab() -> bool:
+    """True inside Google Colab."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def has_gpu() -> bool:
+    """True when torch sees a CUDA device."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def environment() -> str:
+    """One of 'colab', 'local-gpu', 'cpu'."""
+    if in_colab():
+        return "colab"
+    return "local-gpu" if has_gpu() else "cpu"
+
+
+def device_name() -> str:
+    """A short human-readable name of the device that trains."""
+    if has_gpu():
+        import torch
+
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({os.cpu_count()} cores)"
+
+
+def profile(env: dict[str, str] | None = None) -> str:
+    """The run profile: 'smoke' when SMOKE_TEST is set to 1/true/yes, else 'full'."""
+    value = (os.environ if env is None else env).get("SMOKE_TEST", "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return "full"
+    if value in ("1", "true", "yes"):
+        return "smoke"
+    raise ValueError(f"SMOKE_TEST={value!r} is not understood: use SMOKE_TEST=1 for the smoke profile or unset it.")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:
+        pass
+
+
+def versions(packages: tuple[str, ...] = VERSIONED_PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages that matter ('not installed' when missing)."""
+    found = {"python": sys.version.split()[0]}
+    for name in packages:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def print_versions() -> dict[str, str]:
+    """Print the versions table (for the versions cell) and return it."""
+    found = versions()
+    width = max(len(k) for k in found)
+    for name, version in found.items():
+        print(f"{name:<{width}}  {version}")
+    print(f"{'device':<{width}}  {device_name()}  [{environment()}]")
+    return found
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if sys.platform != "darwin" else peak / 2**20
+
+
+@dataclass
+class Measurement:
+    """Wall time and peak memory of one block of work."""
+
+    seconds: float = 0.0
+    peak_memory_mb: float = 0.0
+    memory_kind: str = ""
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, float | str]:
+        return {"seconds": round(self.seconds, 2), "peak_memory_mb": round(self.peak_memory_mb, 1), "memory_kind": self.memory_kind}
+
+
+@contextmanager
+def measure() -> Iterator[Measurement]:
+    """Time a block; record peak GPU memory on a GPU, else the process's peak RSS.
+
+    On CPU the process peak RSS can only grow, so it includes everything loaded before the block.
+    """
+    result = Measurement()
+    gpu = has_gpu()
+    if gpu:
+        import torch
+
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    try:
+        yield result
+    finally:
+        if gpu:
+            import torch
+
+            torch.cuda.synchronize()
+            result.peak_memory_mb = torch.cuda.max_memory_allocated() / 2**20
+            result.memory_kind = "GPU max allocated"
+        else:
+            result.peak_memory_mb = peak_rss_mb()
+            result.memory_kind = "process peak RSS"
+        result.seconds = time.perf_counter() - start

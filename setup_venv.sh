@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Set up and use the project's virtual environment.
+#   ./setup_venv.sh          create/update venv/ (idempotent)
+#   ./setup_venv.sh run      ... then execute every notebook headless into runs/<notebook>/
+#   ./setup_venv.sh test     ... then run the unit tests and every notebook under nbval (smoke profile)
+# Environment: SMOKE_TEST=1 (smoke profile for `run`), VENV_DIR (default venv), PYTHON (default python3),
+#              SMOL_RUNS_DIR (default runs/), SMOL_CACHE_DIR (converted offline model; default ~/.cache/smol-trainer-notebooks)
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV_DIR=${VENV_DIR:-venv}
+PYTHON=${PYTHON:-python3}
+
+setup() {
+  local stamp="$VENV_DIR/.installed-$(cat requirements.txt requirements-nodeps.txt | sha1sum | cut -c1-12)"
+  if [ -f "$stamp" ]; then
+    echo "venv: $VENV_DIR is up to date"
+  else
+    local start=$SECONDS
+    [ -x "$VENV_DIR/bin/python" ] || "$PYTHON" -m venv "$VENV_DIR"
+    "$VENV_DIR/bin/python" -m pip install -q --upgrade pip
+    # torch first, alone: on a machine with a local CPU wheel (and no GPU) that is the one pip takes.
+    "$VENV_DIR/bin/python" -m pip install -q "$(grep '^torch==' requirements.txt)"
+    "$VENV_DIR/bin/python" -m pip install -q -r requirements.txt
+    "$VENV_DIR/bin/python" -m pip install -q --no-deps -r requirements-nodeps.txt
+    "$VENV_DIR/bin/python" -m ipykernel install --user --name smol-trainer --display-name "Python (smol-trainer)" >/dev/null
+    rm -f "$VENV_DIR"/.installed-*
+    touch "$stamp"
+    echo "venv: installed in $((SECONDS - start)) s, $(du -sh "$VENV_DIR" | cut -f1)"
+  fi
+  # Convert the offline model once (cached; a no-op afterwards).
+  "$VENV_DIR/bin/python" -c "from helpers.models import offline_model_dir; print('offline model:', offline_model_dir())" 2>&1 | grep -v -i warn || true
+}
+
+run_notebooks() {
+  local runs=${SMOL_RUNS_DIR:-runs}
+  for nb in notebooks/*.ipynb; do
+    local name; name=$(basename "$nb" .ipynb)
+    mkdir -p "$runs/$name"
+    echo "== $name (profile: $([ "${SMOKE_TEST:-0}" = 1 ] && echo smoke || echo full))"
+    local start=$SECONDS
+    "$VENV_DIR/bin/jupyter" nbconvert --to notebook --execute "$nb" --output-dir "$runs/$name" --output "$name.ipynb" \
+      --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3 --log-level=WARN
+    echo "   done in $((SECONDS - start)) s -> $runs/$name/"
+  done
+}
+
+run_tests() {
+  SMOKE_TEST=1 "$VENV_DIR/bin/python" -m pytest "$@"
+}
+
+case "${1:-setup}" in
+  setup) setup ;;
+  run) setup; run_notebooks ;;
+  test) shift; setup; run_tests "$@" ;;
+  *) echo "usage: $0 [setup|run|test [pytest args]]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,72 @@
+"""Every keyword argument the notebooks pass to TRL / Unsloth / helpers must exist in the pinned versions."""
+
+import ast
+import inspect
+import json
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
+
+
+def callables():
+    import unsloth  # noqa: F401
+    import trl
+    from unsloth import FastLanguageModel, UnslothTrainer, UnslothTrainingArguments
+
+    from helpers import models
+
+    found = {
+        "FastLanguageModel.from_pretrained": FastLanguageModel.from_pretrained,
+        "FastLanguageModel.get_peft_model": FastLanguageModel.get_peft_model,
+        "UnslothTrainer": UnslothTrainer,
+        "UnslothTrainingArguments": UnslothTrainingArguments,
+        # load_model forwards its extra keywords to FastLanguageModel.from_pretrained
+        "models.load_model": (models.load_model, FastLanguageModel.from_pretrained),
+    }
+    for name in ("SFTConfig", "SFTTrainer", "DPOConfig", "DPOTrainer", "GRPOConfig", "GRPOTrainer"):
+        found[name] = getattr(trl, name)
+    return found
+
+
+def accepted(target) -> set[str]:
+    """Named parameters of a function, or of a class's __init__ along its MRO (for *args/**kwargs wrappers)."""
+    targets = target if isinstance(target, tuple) else (target,)
+    names: set[str] = set()
+    for t in targets:
+        chain = [c.__init__ for c in inspect.getmro(t) if "__init__" in vars(c)] if inspect.isclass(t) else [t]
+        for fn in chain:
+            params = inspect.signature(fn).parameters.values()
+            names |= {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    return names
+
+
+def notebook_calls(path: Path, names: set[str]):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
+        tree = ast.parse("\n".join(l for l in source.splitlines() if not l.lstrip().startswith(("!", "%"))))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in names:
+                yield ast.unparse(node.func), [k.arg for k in node.keywords if k.arg]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_keywords_exist(path):
+    targets = callables()
+    checked = 0
+    for func, keywords in notebook_calls(path, set(targets)):
+        unknown = set(keywords) - accepted(targets[func])
+        assert not unknown, f"{path.name}: {func}() got {sorted(unknown)}, which the pinned version does not accept"
+        checked += len(keywords)
+    assert checked > 0, f"{path.name}: no TRL/Unsloth call found to check"
+
+
+def test_drift_check_catches_a_wrong_keyword():
+    import trl
+
+    assert "max_length" in accepted(trl.SFTConfig)
+    assert "max_seq_len" not in accepted(trl.SFTConfig)

@@ -1,0 +1,96 @@
+import json
+
+import pytest
+
+from helpers import data
+
+
+def write(tmp_path, lines, name="rows.jsonl"):
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_load_alpaca_fills_missing_input(tmp_path):
+    path = write(tmp_path, [json.dumps({"instruction": "Say hi.", "output": "Hi."}), "", json.dumps({"instruction": "Add.", "input": "2, 3", "output": "5"})])
+    rows = data.load_alpaca(path)
+    assert rows == [{"instruction": "Say hi.", "input": "", "output": "Hi."}, {"instruction": "Add.", "input": "2, 3", "output": "5"}]
+
+
+def test_broken_json_line_is_named(tmp_path):
+    path = write(tmp_path, [json.dumps({"instruction": "a", "output": "b"}), '{"instruction": "x", "output": '])
+    with pytest.raises(data.DataFormatError, match=r"rows.jsonl, line 2: malformed JSON"):
+        data.load_alpaca(path)
+
+
+def test_missing_output_is_named(tmp_path):
+    path = write(tmp_path, [json.dumps({"instruction": "a", "output": "b"}), json.dumps({"instruction": "no answer"})])
+    with pytest.raises(data.DataFormatError, match=r"line 2: field 'output' is missing"):
+        data.load_alpaca(path)
+
+
+def test_empty_instruction_is_named(tmp_path):
+    path = write(tmp_path, [json.dumps({"instruction": "  ", "output": "b"})])
+    with pytest.raises(data.DataFormatError, match=r"line 1: field 'instruction' is empty"):
+        data.load_alpaca(path)
+
+
+def test_wrong_types_are_named(tmp_path):
+    path = write(tmp_path, [json.dumps({"instruction": "a", "input": 3, "output": "b"})])
+    with pytest.raises(data.DataFormatError, match=r"field 'input' must be a string, got int"):
+        data.load_alpaca(path)
+    with pytest.raises(data.DataFormatError, match=r"expected a JSON object, got list"):
+        data.load_alpaca(write(tmp_path, ["[1, 2]"], "list.jsonl"))
+
+
+def test_non_utf8_is_named(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(json.dumps({"instruction": "a", "output": "b"}).encode() + b"\n" + '{"instruction": "café", "output": "x"}'.encode("latin-1"))
+    with pytest.raises(data.DataFormatError, match=r"line 2: not valid UTF-8"):
+        data.load_jsonl(path)
+
+
+def test_empty_file_and_missing_file(tmp_path):
+    with pytest.raises(data.DataFormatError, match="no rows"):
+        data.load_jsonl(write(tmp_path, [""]))
+    with pytest.raises(FileNotFoundError):
+        data.load_jsonl(tmp_path / "nope.jsonl")
+
+
+def test_data_format_error_is_a_value_error():
+    assert issubclass(data.DataFormatError, ValueError)
+
+
+def test_validate_alpaca_names_the_row():
+    with pytest.raises(data.DataFormatError, match=r"hub, row 1: field 'output' is empty"):
+        data.validate_alpaca([{"instruction": "a", "output": "b"}, {"instruction": "c", "output": ""}], source="hub")
+
+
+def test_alpaca_to_messages_and_prompt_completion():
+    row = {"instruction": "Sort these.", "input": "b, a", "output": "a, b"}
+    assert data.alpaca_to_messages(row) == [
+        {"role": "user", "content": "Sort these.\n\nb, a"},
+        {"role": "assistant", "content": "a, b"},
+    ]
+    pc = data.alpaca_to_prompt_completion({"instruction": "Hi", "input": "", "output": "Hello"})
+    assert pc == {"prompt": [{"role": "user", "content": "Hi"}], "completion": [{"role": "assistant", "content": "Hello"}]}
+    assert data.prompt_of(data.alpaca_to_messages(row)) == [{"role": "user", "content": "Sort these.\n\nb, a"}]
+    with pytest.raises(data.DataFormatError):
+        data.prompt_of([{"role": "user", "content": "x"}])
+
+
+@pytest.mark.parametrize("name, minimum", [("alpaca_train.jsonl", 200), ("alpaca_heldout.jsonl", 30)])
+def test_shipped_alpaca_files_are_valid(name, minimum):
+    rows = data.load_alpaca(data.DATA_DIR / name)
+    assert len(rows) >= minimum
+
+
+def test_shipped_heldout_never_trained_on():
+    train = {r["instruction"].strip().lower() for r in data.load_alpaca(data.DATA_DIR / "alpaca_train.jsonl")}
+    heldout = {r["instruction"].strip().lower() for r in data.load_alpaca(data.DATA_DIR / "alpaca_heldout.jsonl")}
+    assert not train & heldout
+
+
+def test_chat_text_uses_the_template(tokenizer):
+    text = data.to_chat_text(data.alpaca_to_messages({"instruction": "Hi", "input": "", "output": "Hello"}), tokenizer)
+    assert text.endswith("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n")

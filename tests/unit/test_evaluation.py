@@ -1,0 +1,48 @@
+import math
+
+import pytest
+
+from helpers import evaluation
+
+CHAT = [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "2 + 2 = 4."}]
+
+
+def test_chat_labels_mask_the_prompt(tokenizer):
+    ids, labels = evaluation.chat_example_ids(tokenizer, CHAT)
+    assert len(ids) == len(labels)
+    scored = tokenizer.decode([i for i, l in zip(ids, labels) if l != -100])
+    assert scored.startswith("2 + 2 = 4.<|im_end|>")
+    assert all(l == -100 for l in labels[: ids.index(tokenizer.convert_tokens_to_ids("<|im_start|>"), 5)])
+
+
+def test_text_ids_score_every_token(tokenizer):
+    ids, labels = evaluation.text_ids(tokenizer, "hello world")
+    assert ids[0] == tokenizer.convert_tokens_to_ids("<|endoftext|>") and labels[0] == -100
+    assert labels[1:] == ids[1:]
+
+
+def test_eval_loss_prefers_the_right_answer(smol):
+    model, tokenizer = smol
+    right = evaluation.eval_loss(model, tokenizer, [CHAT])
+    wrong = evaluation.eval_loss(model, tokenizer, [[CHAT[0], {"role": "assistant", "content": "Purple elephant seventeen."}]])
+    assert 0 < right < wrong
+    assert evaluation.perplexity(right) == pytest.approx(math.exp(right))
+
+
+def test_bits_per_char_and_byte(smol):
+    model, tokenizer = smol
+    english = ["The cat sat on the mat and looked out of the window."]
+    bpc = evaluation.bits_per_unit(model, tokenizer, english, "char")
+    bpb = evaluation.bits_per_unit(model, tokenizer, english, "byte")
+    assert 0 < bpc < 4 and bpb == pytest.approx(bpc)  # ASCII: one byte per character
+    shuffled = evaluation.bits_per_unit(model, tokenizer, ["cat window mat The of sat the out looked on and."], "char")
+    assert shuffled > bpc
+    with pytest.raises(ValueError, match="unit"):
+        evaluation.bits_per_unit(model, tokenizer, english, "word")
+    with pytest.raises(ValueError, match="longer than max_length"):
+        evaluation.bits_per_unit(model, tokenizer, english * 20, "char", max_length=8)
+
+
+def test_fertility(tokenizer):
+    stats = evaluation.fertility(tokenizer, ["The capital of France is"])
+    assert stats == {"tokens_per_word": 1.0, "chars_per_token": 4.8, "tokens": 5, "words": 5}

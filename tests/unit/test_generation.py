@@ -1,0 +1,41 @@
+import pytest
+
+from helpers import generation
+
+
+def test_greedy_generation_is_deterministic(smol):
+    model, tokenizer = smol
+    prompts = ["Name a primary colour.", [{"role": "user", "content": "What is 2 + 2?"}]]
+    first = generation.generate(model, tokenizer, prompts, max_new_tokens=12)
+    assert first == generation.generate(model, tokenizer, prompts, max_new_tokens=12)
+    assert len(first) == 2 and all(isinstance(a, str) and a for a in first)
+    assert "<|im_end|>" not in first[0]
+
+
+def test_raw_text_continuation(smol):
+    model, tokenizer = smol
+    out = generation.generate(model, tokenizer, ["def add(a, b):\n    return"], max_new_tokens=5, chat=False)
+    assert out[0]
+
+
+def test_generation_keeps_training_mode(smol):
+    model, tokenizer = smol
+    model.train()
+    generation.generate(model, tokenizer, ["Hi"], max_new_tokens=2)
+    assert model.training
+    model.eval()
+
+
+def test_comparison_rows_and_table():
+    rows = generation.comparison_rows(["Q1", [{"role": "user", "content": "Q2"}]], {"before": ["a", "b"], "after": ["c", "<d>"]})
+    assert rows == [{"prompt": "Q1", "before": "a", "after": "c"}, {"prompt": "Q2", "before": "b", "after": "<d>"}]
+    html = generation.html_table(rows)
+    assert html.count("<tr>") == 3 and "&lt;d&gt;" in html
+    with pytest.raises(ValueError, match="has 1 answers for 2 prompts"):
+        generation.comparison_rows(["Q1", "Q2"], {"before": ["a"]})
+
+
+def test_show_comparison_prints_outside_jupyter(capsys):
+    rows = generation.show_comparison(["Q"], ["old"], ["new"])
+    assert rows == [{"prompt": "Q", "before": "old", "after": "new"}]
+    assert "before: old" in capsys.readouterr().out

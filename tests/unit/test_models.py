@@ -1,0 +1,85 @@
+"""The offline SmolLM2 must look exactly like the hub's unsloth/SmolLM2-135M-Instruct to the notebooks."""
+
+import pytest
+
+from helpers import models
+
+# The hub tokenizer's chat template (HuggingFaceTB/SmolLM2-135M-Instruct, tokenizer_config.json), verbatim.
+HUB_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
+    "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def test_special_tokens_match_the_hub(tokenizer):
+    assert (tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token, tokenizer.unk_token) == (
+        "<|im_start|>", "<|im_end|>", "<|im_end|>", "<|endoftext|>",
+    )
+    assert (tokenizer.unk_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id) == (0, 1, 2, 2)
+    assert len(tokenizer) == 49152
+
+
+def test_chat_template_matches_the_hub(tokenizer):
+    assert tokenizer.chat_template.strip() == HUB_CHAT_TEMPLATE
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True)
+    assert text == (
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def test_token_ids_match_the_hub(tokenizer):
+    # ids of the hub tokenizer for these strings
+    assert tokenizer("The capital of France is", add_special_tokens=False)["input_ids"] == [504, 3575, 282, 4649, 314]
+    assert tokenizer("Hello world! 123", add_special_tokens=False)["input_ids"] == [19556, 905, 17, 216, 33, 34, 35]
+
+
+def test_offline_model_is_smollm2_135m(smol):
+    model, _ = smol
+    counts = models.count_parameters(model)
+    assert counts["total"] == 134_515_008
+    assert model.config.tie_word_embeddings
+    assert model.config.num_hidden_layers == 30 and model.config.hidden_size == 576
+    assert model.generation_config.eos_token_id == 2
+
+
+def test_offline_model_answers_sensibly(smol):
+    from helpers.generation import generate
+
+    model, tokenizer = smol
+    answer = generate(model, tokenizer, ["What is the capital of France?"], max_new_tokens=16)[0]
+    assert "Paris" in answer
+
+
+def test_offline_copy_is_cached(smol):
+    path = models.offline_model_dir()
+    assert (path / "model.safetensors").exists() and (path / "tokenizer.json").exists()
+    assert path.parent == models.cache_dir()
+
+
+def test_source_resolution(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not models.hub_reachable()
+    name, why = models.resolve_source("auto")
+    assert name == str(models.offline_model_dir()) and "not reachable" in why
+    assert models.resolve_source("hub")[0] == models.HUB_MODEL_ID
+    with pytest.raises(ValueError, match="source='nope'"):
+        models.resolve_source("nope")
+
+
+def test_set_hub_special_tokens_fixes_a_wrong_eos(tokenizer):
+    import copy
+
+    broken = copy.deepcopy(tokenizer)
+    broken.eos_token = "<|im_start|>"
+    assert models.set_hub_special_tokens(broken).eos_token == "<|im_end|>"
+
+
+def test_count_parameters_on_a_tiny_module():
+    import torch
+
+    layer = torch.nn.Linear(4, 2)  # 8 weights + 2 biases
+    layer.bias.requires_grad_(False)
+    assert models.count_parameters(layer) == {"trainable": 8, "total": 10, "trainable_percent": 80.0}

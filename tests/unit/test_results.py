@@ -1,0 +1,45 @@
+import json
+
+import pytest
+
+from helpers import results, runtime
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMOL_RUNS_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_run_dir_honours_env(runs):
+    assert results.run_dir("nb") == runs / "nb" and (runs / "nb").is_dir()
+
+
+def test_save_and_load_results(runs):
+    assert results.load_results("nb") is None
+    path = results.save_results("nb", {"eval_loss": results.before_after(2.123456, 1.5), "text": "नमस्ते"})
+    assert json.loads(path.read_text(encoding="utf-8")) == {"eval_loss": {"before": 2.1235, "after": 1.5}, "text": "नमस्ते"}
+    assert results.load_results("nb")["text"] == "नमस्ते"
+
+
+def test_header_and_training_summary():
+    head = results.header("nb", "smoke")
+    assert head["notebook"] == "nb" and head["profile"] == "smoke" and "trl" in head["versions"]
+    cost = runtime.Measurement(seconds=12.345, peak_memory_mb=1000.04, memory_kind="process peak RSS")
+    log = [{"loss": 2.0, "step": 1}, {"loss": 1.0, "step": 2}, {"train_runtime": 1, "step": 2}]
+    summary = results.training_summary(log, cost)
+    assert summary["steps"] == 2 and summary["first_train_loss"] == 2.0 and summary["last_train_loss"] == 1.0
+    assert summary["train"] == {"seconds": 12.35, "peak_memory_mb": 1000.0, "memory_kind": "process peak RSS"}
+    with pytest.raises(ValueError, match="logging_steps"):
+        results.training_summary([{"step": 1}], cost)
+
+
+def test_comparison_table_marks_missing_runs():
+    run = {
+        "device": "CPU", "profile": "smoke", "params": {"trainable": 1000, "total": 2000, "trainable_percent": 50.0},
+        "steps": 3, "train": {"seconds": 1.0, "peak_memory_mb": 10.0, "memory_kind": "process peak RSS"},
+        "first_train_loss": 2.0, "last_train_loss": 1.0, "eval_loss": {"before": 2.5, "after": 2.0},
+    }
+    rows = results.comparison_table({"a": run, "b": None})
+    assert rows[2] == {"metric": "trainable parameters", "a": "1,000", "b": "(not run)"}
+    assert rows[-1] == {"metric": "held-out loss after", "a": 2.0, "b": "(not run)"}
