@@ -116,3 +116,66 @@ def prompt_of(messages: list[dict[str, str]]) -> list[dict[str, str]]:
     if not messages or messages[-1]["role"] != "assistant":
         raise DataFormatError("a chat example must end with an assistant turn")
     return messages[:-1]
+
+
+# --- Preference pairs (notebook 03) -------------------------------------------------------------
+
+ORCA_DPO_HUB_ID = "Intel/orca_dpo_pairs"
+ROLES = ("system", "user", "assistant")
+
+
+def check_messages(messages: Any, where: str, last_role: str | None = None) -> None:
+    """Raise DataFormatError unless `messages` is a non-empty list of {role, content} with known roles."""
+    if not isinstance(messages, list) or not messages:
+        raise DataFormatError(f"{where}: expected a non-empty list of messages")
+    for i, message in enumerate(messages):
+        check_text_fields(message, f"{where}[{i}]", required=("role", "content"))
+        if message["role"] not in ROLES:
+            raise DataFormatError(f"{where}[{i}]: role {message['role']!r} is not one of {ROLES}")
+    if last_role and messages[-1]["role"] != last_role:
+        raise DataFormatError(f"{where}: the last message must have role {last_role!r}, not {messages[-1]['role']!r}")
+
+
+def preference_row(row: Any, where: str) -> dict[str, list[dict[str, str]]]:
+    """One pair in TRL's conversational preference format, from an orca row (system, question, chosen, rejected)
+    or an already-converted row (prompt, chosen, rejected as message lists); validated."""
+    if isinstance(row, dict) and isinstance(row.get("prompt"), list):
+        check_messages(row["prompt"], f"{where}: field 'prompt'", last_role="user")
+        for name in ("chosen", "rejected"):
+            check_messages(row.get(name), f"{where}: field {name!r}", last_role="assistant")
+        pair = {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]}
+    else:
+        check_text_fields(row, where, required=("question", "chosen", "rejected"), optional=("system",))
+        prompt = [{"role": "system", "content": row["system"].strip()}] if (row.get("system") or "").strip() else []
+        prompt.append({"role": "user", "content": row["question"].strip()})
+        pair = {
+            "prompt": prompt,
+            "chosen": [{"role": "assistant", "content": row["chosen"].strip()}],
+            "rejected": [{"role": "assistant", "content": row["rejected"].strip()}],
+        }
+    if pair["chosen"] == pair["rejected"]:
+        raise DataFormatError(f"{where}: fields 'chosen' and 'rejected' are identical, so there is no preference to learn")
+    return pair
+
+
+def validate_preferences(rows: Iterable[Any], source: str = "data") -> list[dict[str, list[dict[str, str]]]]:
+    """Check preference rows; errors name the row index and the field."""
+    pairs = [preference_row(row, f"{source}, row {i}") for i, row in enumerate(rows)]
+    if not pairs:
+        raise DataFormatError(f"{source}: no rows")
+    return pairs
+
+
+def load_preferences(path: str | Path) -> list[dict[str, list[dict[str, str]]]]:
+    """Load orca-format preference pairs from JSON Lines; errors name the line and the field."""
+    return [preference_row(row, f"{path}, line {number}") for number, row in numbered_jsonl(path)]
+
+
+def load_preferences_hub(limit: int | None = None, dataset_id: str = ORCA_DPO_HUB_ID) -> list[dict[str, list[dict[str, str]]]]:
+    """Load orca_dpo_pairs from the hub (needs network; used on Colab)."""
+    from datasets import load_dataset
+
+    dataset = load_dataset(dataset_id, split="train")
+    if limit is not None:
+        dataset = dataset.select(range(min(limit, len(dataset))))
+    return validate_preferences(dataset, source=dataset_id)

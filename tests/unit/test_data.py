@@ -94,3 +94,54 @@ def test_shipped_heldout_never_trained_on():
 def test_chat_text_uses_the_template(tokenizer):
     text = data.to_chat_text(data.alpaca_to_messages({"instruction": "Hi", "input": "", "output": "Hello"}), tokenizer)
     assert text.endswith("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n")
+
+
+ORCA = {"system": "Answer briefly.", "question": "What is 2 + 2?", "chosen": "4.", "rejected": "5."}
+
+
+def test_orca_row_becomes_conversational_pair():
+    assert data.validate_preferences([ORCA]) == [{
+        "prompt": [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "What is 2 + 2?"}],
+        "chosen": [{"role": "assistant", "content": "4."}],
+        "rejected": [{"role": "assistant", "content": "5."}],
+    }]
+    no_system = data.validate_preferences([{**ORCA, "system": ""}])[0]
+    assert no_system["prompt"] == [{"role": "user", "content": "What is 2 + 2?"}]
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({**ORCA, "chosen": ""}, r"row 0: field 'chosen' is empty"),
+        ({k: v for k, v in ORCA.items() if k != "rejected"}, r"row 0: field 'rejected' is missing"),
+        ({**ORCA, "rejected": "4."}, r"row 0: fields 'chosen' and 'rejected' are identical"),
+        ({**ORCA, "question": 3}, r"field 'question' must be a string"),
+        ({"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "bot", "content": "a"}], "rejected": [{"role": "assistant", "content": "b"}]},
+         r"field 'chosen'\[0\]: role 'bot' is not one of"),
+        ({"prompt": [{"role": "assistant", "content": "q"}], "chosen": [{"role": "assistant", "content": "a"}], "rejected": [{"role": "assistant", "content": "b"}]},
+         r"field 'prompt': the last message must have role 'user'"),
+        ({"prompt": [{"role": "user", "content": "q"}], "chosen": [], "rejected": [{"role": "assistant", "content": "b"}]},
+         r"field 'chosen': expected a non-empty list"),
+    ],
+)
+def test_bad_preference_rows_are_named(row, message):
+    with pytest.raises(data.DataFormatError, match=message):
+        data.validate_preferences([row])
+
+
+def test_preference_file_errors_name_the_line(tmp_path):
+    path = write(tmp_path, [json.dumps(ORCA), json.dumps({**ORCA, "rejected": ORCA["chosen"]})])
+    with pytest.raises(data.DataFormatError, match=r"rows.jsonl, line 2: fields 'chosen' and 'rejected' are identical"):
+        data.load_preferences(path)
+
+
+@pytest.mark.parametrize("name, minimum", [("dpo_train.jsonl", 150), ("dpo_heldout.jsonl", 30)])
+def test_shipped_preference_files_are_valid(name, minimum):
+    assert len(data.load_preferences(data.DATA_DIR / name)) >= minimum
+
+
+def test_shipped_preference_heldout_never_trained_on():
+    def questions(name):
+        return {p["prompt"][-1]["content"].lower() for p in data.load_preferences(data.DATA_DIR / name)}
+
+    assert not questions("dpo_train.jsonl") & questions("dpo_heldout.jsonl")

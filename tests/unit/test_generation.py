@@ -39,3 +39,12 @@ def test_show_comparison_prints_outside_jupyter(capsys):
     rows = generation.show_comparison(["Q"], ["old"], ["new"])
     assert rows == [{"prompt": "Q", "before": "old", "after": "new"}]
     assert "before: old" in capsys.readouterr().out
+
+
+def test_batched_answers_equal_one_by_one(smol):
+    model, tokenizer = smol
+    prompts = ["What is 3 + 5?", "Name a fruit that is yellow.", "Say hello in French."]
+    batched = generation.generate(model, tokenizer, prompts, max_new_tokens=10, batch_size=3)
+    single = [generation.generate(model, tokenizer, [p], max_new_tokens=10)[0] for p in prompts]
+    assert batched == single
+    assert tokenizer.padding_side == "right"  # restored

@@ -83,3 +83,14 @@ def test_count_parameters_on_a_tiny_module():
     layer = torch.nn.Linear(4, 2)  # 8 weights + 2 biases
     layer.bias.requires_grad_(False)
     assert models.count_parameters(layer) == {"trainable": 8, "total": 10, "trainable_percent": 80.0}
+
+
+def test_pre_tokenizer_and_decoder_match_the_hub(tokenizer):
+    import json
+
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    assert [p["type"] for p in spec["pre_tokenizer"]["pretokenizers"]] == ["Digits", "ByteLevel"]
+    assert spec["decoder"]["type"] == "ByteLevel"
+    assert tokenizer.tokenize("2026") == ["2", "0", "2", "6"]
+    for text in ["Hello  world\n\tdone", "café naïve — “quotes”", "नमस्ते, आप कैसे हैं?", "def f(x):\n    return x ** 2\n"]:
+        assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text

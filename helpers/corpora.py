@@ -1,0 +1,156 @@
+"""Raw-text corpora for continued pre-training: Hindi-English text (notebook 05) and Python functions (notebook 06)."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import sysconfig
+import textwrap
+import zlib
+from pathlib import Path
+
+from helpers.data import DataFormatError
+
+DEVANAGARI = re.compile(r"[\u0900-\u097F]")
+LATIN = re.compile(r"[A-Za-z]")
+SCRIPTS = ("bilingual", "hindi", "english", "any")
+HINDI_HUB = ("wikimedia/wikipedia", "20231101.hi")
+CODE_HUB_ID = "Nan-Do/code-search-net-python"  # parquet copy of CodeSearchNet's Python split (the original needs a loading script)
+
+
+def check_script(text: str, script: str, where: str) -> None:
+    """Raise DataFormatError unless `text` is in the expected script: 'hindi' (Devanagari, no Latin letters),
+    'english' (no Devanagari), 'bilingual' (Devanagari plus an English part in parentheses) or 'any'."""
+    if script not in SCRIPTS:
+        raise ValueError(f"script must be one of {SCRIPTS}")
+    has_hindi, has_latin = bool(DEVANAGARI.search(text)), bool(LATIN.search(text))
+    if script == "hindi" and (not has_hindi or has_latin):
+        raise DataFormatError(f"{where}: expected Hindi in Devanagari only" + (" (found no Devanagari)" if not has_hindi else " (found Latin letters)"))
+    if script == "english" and has_hindi:
+        raise DataFormatError(f"{where}: expected English only, found Devanagari")
+    if script == "bilingual" and not (has_hindi and re.search(r"\([^)]*[A-Za-z][^)]*\)", text)):
+        raise DataFormatError(f"{where}: expected Hindi in Devanagari followed by an English translation in parentheses")
+
+
+def load_text_lines(path: str | Path, script: str = "any") -> list[str]:
+    """Non-empty lines of a UTF-8 text file, each checked to be in the expected script (errors name the line)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataFormatError(f"{path}, line {line}: not valid UTF-8; save the file as UTF-8") from err
+    lines = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            check_script(line, script, f"{path}, line {number}")
+            lines.append(line.strip())
+    if not lines:
+        raise DataFormatError(f"{path}: no text")
+    return lines
+
+
+def load_hindi_hub(limit: int, min_chars: int = 200) -> list[str]:
+    """Hindi Wikipedia paragraphs from the hub (needs network; streamed, so nothing large is downloaded)."""
+    from datasets import load_dataset
+
+    name, config = HINDI_HUB
+    texts = []
+    for row in load_dataset(name, config, split="train", streaming=True):
+        for paragraph in row["text"].split("\n"):
+            if len(paragraph) >= min_chars and DEVANAGARI.search(paragraph):
+                texts.append(paragraph.strip())
+        if len(texts) >= limit:
+            break
+    return texts[:limit]
+
+
+# --- Python functions from the standard library ------------------------------------------------
+
+
+def stdlib_dir() -> Path:
+    """The folder of the running interpreter's standard library source."""
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def is_heldout_module(module: str, percent: int = 10) -> bool:
+    """A stable split by module name (crc32), so that no function of a held-out module is trained on."""
+    return zlib.crc32(module.encode()) % 100 < percent
+
+
+def functions_in_source(source: str, module: str, max_chars: int = 2000) -> list[dict[str, str]]:
+    """Top-level and method functions that have a docstring: {module, name, code, prompt} with prompt = signature + docstring."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    lines = source.splitlines(keepends=True)
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or ast.get_docstring(node) is None:
+            continue
+        doc = node.body[0]
+        if len(node.body) < 2 or node.decorator_list:
+            continue  # docstring-only stubs and decorated functions are skipped
+        code = textwrap.dedent("".join(lines[node.lineno - 1 : node.end_lineno]))
+        prompt = textwrap.dedent("".join(lines[node.lineno - 1 : doc.end_lineno]))
+        if len(code) <= max_chars and code.startswith(("def ", "async def ")):
+            found.append({"module": module, "name": node.name, "code": code.rstrip() + "\n", "prompt": prompt})
+    return found
+
+
+def stdlib_functions(max_chars: int = 2000, heldout_percent: int = 10) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(train, heldout) functions with docstrings from the standard library, split by module; test suites excluded."""
+    root = stdlib_dir()
+    train, heldout = [], []
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root)
+        if relative.parts[0] in ("site-packages", "idlelib", "lib2to3", "turtledemo") or {"test", "tests"} & set(relative.parts):
+            continue
+        module = ".".join(relative.with_suffix("").parts)
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        target = heldout if is_heldout_module(module, heldout_percent) else train
+        target += functions_in_source(source, module, max_chars)
+    if not train or not heldout:
+        raise RuntimeError(f"found no standard library source under {root} (python {sys.version.split()[0]})")
+    return train, heldout
+
+
+def load_code_hub(limit: int, max_chars: int = 2000) -> list[str]:
+    """Python functions from the CodeSearchNet copy on the hub (needs network; streamed)."""
+    from datasets import load_dataset
+
+    texts = []
+    for row in load_dataset(CODE_HUB_ID, split="train", streaming=True):
+        code = row.get("original_string") or row.get("code") or ""
+        if 0 < len(code) <= max_chars:
+            texts.append(code.rstrip() + "\n")
+        if len(texts) >= limit:
+            break
+    return texts
+
+
+def cut_function(prompt: str, completion: str) -> str:
+    """Keep the generated body of one function: stop where a new top-level statement starts."""
+    kept = []
+    for line in completion.splitlines(keepends=True):
+        if line.strip() and not line[0].isspace():
+            break
+        kept.append(line)
+    return prompt + "".join(kept)
+
+
+def parses(code: str) -> bool:
+    """True when `code` is valid Python syntax."""
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    return True

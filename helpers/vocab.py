@@ -1,0 +1,146 @@
+"""Vocabulary extension for a new script (notebook 05): learn Hindi BPE merges on top of the base tokenizer,
+append them, and initialise the new embedding rows from the old pieces (EEVE-style)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+# GPT-2's split regex with one change: letters may carry combining marks ([\p{L}\p{M}] instead of \p{L}).
+# Devanagari vowel signs are marks (\p{M}); without this a Hindi word is cut at every vowel sign before BPE runs.
+MARK_AWARE_REGEX = r"'s|'t|'re|'ve|'m|'ll|'d| ?[\p{L}\p{M}]+| ?\p{N}+| ?[^\s\p{L}\p{M}\p{N}]+|\s+(?!\S)|\s+"
+DEVANAGARI_BYTES = frozenset([0x20, 0xE0]) | frozenset(range(0x80, 0xC0))
+
+
+def mark_aware_pre_tokenizer() -> Any:
+    """The base pre-tokenizer (single digits, byte-level) with the mark-aware split regex."""
+    from tokenizers import Regex, pre_tokenizers
+
+    return pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.Split(Regex(MARK_AWARE_REGEX), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+
+
+def _byte_decoder() -> dict[str, int]:
+    from tokenizers import pre_tokenizers
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    # GPT-2's byte<->unicode table: printable bytes map to themselves, the rest to 256+n in order.
+    table, n = {}, 0
+    for b in range(256):
+        ch = chr(b)
+        if ch in alphabet and (33 <= b <= 126 or 161 <= b <= 172 or 174 <= b <= 255):
+            table[ch] = b
+        else:
+            table[chr(256 + n)] = b
+            n += 1
+    return table
+
+
+def token_bytes(token: str) -> bytes:
+    """The raw bytes behind a byte-level BPE token string (e.g. 'Ġà¤¨' -> b' \\xe0\\xa4\\xa8')."""
+    table = _byte_decoder()
+    return bytes(table[c] for c in token)
+
+
+def is_devanagari_token(token: str) -> bool:
+    """True when a byte-level token holds only bytes that occur in Devanagari UTF-8 (and spaces), and some Devanagari lead byte."""
+    raw = token_bytes(token)
+    return 0xE0 in raw and set(raw) <= DEVANAGARI_BYTES
+
+
+def learn_merges(tokenizer: Any, texts: list[str], num_merges: int, min_frequency: int = 2) -> list[tuple[str, str]]:
+    """BPE merges learned *on top of* the base tokenizer's own segmentation of the Hindi words in `texts`.
+
+    Because every new merge ranks after all base merges, the base tokenizer first produces exactly the segmentation these
+    merges were learned on, and then applies them in order: each new token is reachable. (Training a separate BPE from
+    raw bytes and pasting its merges does not have this property.)
+    """
+    backend = tokenizer.backend_tokenizer
+    pre = mark_aware_pre_tokenizer()
+    counts: Counter[str] = Counter()
+    for text in texts:
+        for word, _ in pre.pre_tokenize_str(text):
+            counts[word] += 1
+    words = {w: [t.value for t in backend.model.tokenize(w)] for w in counts if is_devanagari_token(w)}
+    vocab = backend.get_vocab()
+    merges: list[tuple[str, str]] = []
+    while len(merges) < num_merges:
+        pairs: Counter[tuple[str, str]] = Counter()
+        for word, pieces in words.items():
+            for pair in zip(pieces, pieces[1:]):
+                pairs[pair] += counts[word]
+        if not pairs:
+            break
+        (a, b), freq = pairs.most_common(1)[0]
+        if freq < min_frequency:
+            break
+        if a + b not in vocab:
+            merges.append((a, b))
+            vocab[a + b] = -1
+        for word, pieces in words.items():
+            merged, i = [], 0
+            while i < len(pieces):
+                if i + 1 < len(pieces) and pieces[i] == a and pieces[i + 1] == b:
+                    merged.append(a + b)
+                    i += 2
+                else:
+                    merged.append(pieces[i])
+                    i += 1
+            words[word] = merged
+    return merges
+
+
+def extend_tokenizer(tokenizer: Any, merges: list[tuple[str, str]], save_dir: str | Path | None = None) -> Any:
+    """A copy of `tokenizer` with the new merges (and their tokens, ids after the old ones) and the mark-aware pre-tokenizer.
+    Old token ids are unchanged. Special tokens and the chat template are kept."""
+    from transformers import AutoTokenizer
+
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    vocab, old_merges = spec["model"]["vocab"], spec["model"]["merges"]
+    next_id = max(max(vocab.values()), max((t["id"] for t in spec.get("added_tokens", [])), default=0)) + 1
+    for a, b in merges:
+        if a + b not in vocab:
+            vocab[a + b] = next_id
+            next_id += 1
+        old_merges.append([a, b] if old_merges and isinstance(old_merges[0], list) else f"{a} {b}")
+    spec["pre_tokenizer"] = json.loads(mark_aware_pre_tokenizer().__getstate__())
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(save_dir) if save_dir is not None else Path(tmp)
+        tokenizer.save_pretrained(target)
+        (target / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+        extended = AutoTokenizer.from_pretrained(target)
+    for name in ("bos_token", "eos_token", "pad_token", "unk_token"):
+        setattr(extended, name, getattr(tokenizer, name))
+    extended.chat_template = tokenizer.chat_template
+    return extended
+
+
+def init_new_embeddings(model: Any, old_tokenizer: Any, new_tokenizer: Any) -> list[int]:
+    """Resize the model's embeddings to the new vocabulary; each new row = mean of the old rows of its old pieces.
+
+    SmolLM2 ties input and output embeddings, so the same row also serves as the new token's output vector.
+    Returns the new token ids.
+    """
+    import torch
+
+    old_size = len(old_tokenizer)
+    new_vocab = new_tokenizer.get_vocab()
+    new_ids = sorted(i for i in new_vocab.values() if i >= old_size)
+    model.resize_token_embeddings(len(new_tokenizer), mean_resizing=False)
+    weights = model.get_input_embeddings().weight
+    old_model = old_tokenizer.backend_tokenizer.model
+    by_id = {i: t for t, i in new_vocab.items()}
+    with torch.no_grad():
+        for new_id in new_ids:
+            pieces = [old_model.token_to_id(t.value) for t in old_model.tokenize(by_id[new_id])]
+            weights[new_id] = weights[pieces].mean(dim=0)
+        output = model.get_output_embeddings().weight
+        if output.data_ptr() != weights.data_ptr():  # untied: give the output rows the same start
+            output[new_ids] = weights[new_ids]
+    return new_ids

@@ -1,0 +1,83 @@
+import pytest
+
+from helpers import corpora
+from helpers.data import DataFormatError
+
+
+def test_check_script():
+    corpora.check_script("नमस्ते। (Hello.)", "bilingual", "x")
+    corpora.check_script("नमस्ते।", "hindi", "x")
+    corpora.check_script("Hello.", "english", "x")
+    with pytest.raises(DataFormatError, match="x: expected Hindi in Devanagari only \\(found Latin letters\\)"):
+        corpora.check_script("नमस्ते (Hello)", "hindi", "x")
+    with pytest.raises(DataFormatError, match="found no Devanagari"):
+        corpora.check_script("Namaste", "hindi", "x")
+    with pytest.raises(DataFormatError, match="expected English only"):
+        corpora.check_script("Hello नमस्ते", "english", "x")
+    with pytest.raises(DataFormatError, match="English translation in parentheses"):
+        corpora.check_script("नमस्ते।", "bilingual", "x")
+    with pytest.raises(ValueError):
+        corpora.check_script("x", "klingon", "x")
+
+
+def test_load_text_lines_names_the_line(tmp_path):
+    path = tmp_path / "hi.txt"
+    path.write_text("नमस्ते।\n\nआप कैसे हैं?\nHello\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"hi.txt, line 4: expected Hindi"):
+        corpora.load_text_lines(path, "hindi")
+    assert corpora.load_text_lines(path, "any") == ["नमस्ते।", "आप कैसे हैं?", "Hello"]
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes("ठीक\n".encode() + b"\xff\xfe\n")
+    with pytest.raises(DataFormatError, match=r"line 2: not valid UTF-8"):
+        corpora.load_text_lines(bad)
+    with pytest.raises(FileNotFoundError):
+        corpora.load_text_lines(tmp_path / "missing.txt")
+
+
+SOURCE = '''
+def documented(a, b=2):
+    """Add things."""
+    return a + b
+
+def undocumented():
+    return 1
+
+class K:
+    def method(self):
+        """A method."""
+        x = 1
+        return x
+
+def stub():
+    """Only a docstring."""
+'''
+
+
+def test_functions_in_source():
+    found = corpora.functions_in_source(SOURCE, "mod")
+    assert [f["name"] for f in found] == ["documented", "method"]
+    first = found[0]
+    assert first["prompt"] == 'def documented(a, b=2):\n    """Add things."""\n'
+    assert first["code"].endswith("return a + b\n") and corpora.parses(first["code"])
+    assert found[1]["code"].startswith("def method(self):")  # dedented
+    assert corpora.functions_in_source("def broken(:\n", "m") == []
+
+
+def test_module_split_is_stable():
+    assert corpora.is_heldout_module("json.decoder") == corpora.is_heldout_module("json.decoder")
+    share = sum(corpora.is_heldout_module(f"m{i}") for i in range(2000)) / 2000
+    assert 0.05 < share < 0.15
+
+
+def test_stdlib_functions_split_by_module():
+    train, heldout = corpora.stdlib_functions()
+    assert len(train) > 1000 and len(heldout) > 50
+    assert not {f["module"] for f in train} & {f["module"] for f in heldout}
+    assert all("test" not in f["module"].split(".") for f in train + heldout)
+
+
+def test_cut_function_and_parses():
+    prompt = 'def f(x):\n    """Double."""\n'
+    assert corpora.cut_function(prompt, "    return 2 * x\n\ndef g():\n    pass\n") == prompt + "    return 2 * x\n\n"
+    assert corpora.parses(prompt + "    return 2 * x\n")
+    assert not corpora.parses(prompt + "    return (2 *\n")

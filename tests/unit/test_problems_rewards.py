@@ -1,0 +1,94 @@
+import pytest
+
+from helpers import problems, rewards
+
+GOOD = "<reasoning>3 + 4 = 7.</reasoning>\n<answer>7</answer>"
+
+
+def test_problems_are_seeded_distinct_and_correct():
+    first = problems.make_problems(30, seed=1)
+    assert first == problems.make_problems(30, seed=1)
+    assert first != problems.make_problems(30, seed=2)
+    assert len({p["question"] for p in first}) == 30
+    assert {p["level"] for p in first} == {1, 2, 3}
+    for p in first:
+        if p["question"].startswith("What is"):
+            expression = p["question"][len("What is ") : -1]
+            assert eval(expression) == p["answer"], p  # the arithmetic ones check themselves
+        assert str(p["answer"]) in p["reasoning"]
+
+
+def test_heldout_excludes_training_questions():
+    train = problems.make_problems(50, seed=1)
+    heldout = problems.make_problems(20, seed=2, exclude={p["question"] for p in train})
+    assert not {p["question"] for p in train} & {p["question"] for p in heldout}
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="levels"):
+        problems.make_problems(3, seed=0, levels=(4,))
+    with pytest.raises(ValueError, match="at least 1"):
+        problems.make_problems(0, seed=0)
+    with pytest.raises(ValueError, match="distinct"):
+        problems.make_problems(500, seed=0, levels=(1,))  # only 81 + 45 level-1 questions exist
+
+
+def test_prompt_and_rows():
+    p = problems.make_problems(1, seed=3)[0]
+    row = problems.grpo_rows([p])[0]
+    assert row["prompt"][0] == {"role": "system", "content": problems.SYSTEM_PROMPT}
+    assert row["prompt"][1]["content"] == p["question"] and row["answer"] == p["answer"]
+    warm = problems.warmup_rows([p])[0]
+    assert rewards.format_reward([warm["completion"]]) == [1.0]
+    assert rewards.correctness_reward([warm["completion"]], answer=[p["answer"]]) == [2.0]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (GOOD, 7),
+        ("<answer> 1,234 </answer>", 1234),
+        ("<answer>42 apples</answer>", 42),
+        ("<answer>-5</answer>", -5),
+        ("<answer>5 or 6</answer>", None),          # two numbers: ambiguous
+        ("<answer>7</answer> <answer>7</answer>", None),  # answer stated twice
+        ("<reasoning>7</reasoning><answer></answer>", None),  # tags without an answer
+        ("The answer is 7.", None),                 # no tag
+        ("", None),
+        ("<answer>12,34</answer>", None),           # not a thousands separator: two numbers
+    ],
+)
+def test_extract_answer(text, expected):
+    assert rewards.extract_answer(text) == expected
+
+
+def test_format_reward_is_strict():
+    texts = [
+        GOOD,
+        "  <reasoning>a</reasoning>   <answer>7</answer>\n",
+        "<answer>7</answer>",                                      # no reasoning
+        GOOD + " Hope this helps!",                                # trailing text
+        "<reasoning>a</reasoning><answer>7</answer><answer>7</answer>",  # answer twice
+        "<reasoning></reasoning><answer>7</answer>",               # empty reasoning
+        "",
+    ]
+    assert rewards.format_reward(texts) == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+
+
+def test_correctness_reward_reads_conversational_completions():
+    completions = [[{"role": "assistant", "content": GOOD}], [{"role": "assistant", "content": "<answer>8</answer>"}], [{"role": "assistant", "content": ""}]]
+    assert rewards.correctness_reward(completions, answer=[7, 7, 7]) == [2.0, 0.0, 0.0]
+    assert rewards.correctness_reward(["<answer>1,000 dollars</answer>"], answer=[1000]) == [2.0]
+
+
+def test_partial_credit_reward_shapes():
+    assert rewards.partial_credit_reward([GOOD]) == [1.0]
+    assert rewards.partial_credit_reward(["<answer>7</answer>"]) == [0.75]
+    assert rewards.partial_credit_reward(["<reasoning>thinking"]) == [0.125]
+    assert rewards.partial_credit_reward(["<answer>7</answer><answer>7</answer>"]) == [0.0]
+    assert rewards.partial_credit_reward([""]) == [0.0]
+
+
+def test_completion_text_rejects_unknown_types():
+    with pytest.raises(TypeError):
+        rewards.completion_text(7)
