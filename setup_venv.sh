@@ -42,10 +42,12 @@ run_notebooks() {
       --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3 --log-level=WARN
     echo "   done in $((SECONDS - start)) s -> $runs/$name/"
   done
+  SMOL_RUNS_DIR="$runs" "$VENV_DIR/bin/python" -m helpers.results
 }
 
 run_tests() {
-  SMOKE_TEST=1 "$VENV_DIR/bin/python" -m pytest "$@"
+  # The smoke runs write to runs/smoke-tests/, so that they never overwrite the main job's results in runs/.
+  SMOKE_TEST=1 SMOL_RUNS_DIR="${SMOL_RUNS_DIR:-$PWD/runs/smoke-tests}" "$VENV_DIR/bin/python" -m pytest "$@"
 }
 
 case "${1:-setup}" in

@@ -95,3 +95,35 @@ def comparison_table(runs: dict[str, dict[str, Any] | None]) -> list[dict[str, A
             row[name] = "(not run)" if run is None else get(run)
         rows.append(row)
     return rows
+
+
+def headline_metrics(run: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Every before/after metric in a results.json (top level and one level down), by name."""
+    found = {}
+    for key, value in run.items():
+        if isinstance(value, dict) and set(value) == {"before", "after"}:
+            found[key] = value
+        elif isinstance(value, dict):
+            for sub, inner in value.items():
+                if isinstance(inner, dict) and set(inner) == {"before", "after"}:
+                    found[f"{key}.{sub}"] = inner
+    return found
+
+
+def summary_markdown(root: Path | None = None) -> str:
+    """A markdown table of every runs/*/results.json: profile, device, training time, peak memory, before -> after."""
+    root = root or runs_root()
+    lines = ["| notebook | profile | device | train s | peak MB | before -> after |", "|---|---|---|---|---|---|"]
+    for path in sorted(root.glob("*/results.json")):
+        run = json.loads(path.read_text(encoding="utf-8"))
+        metrics = "; ".join(f"{k} {v['before']} -> {v['after']}" for k, v in headline_metrics(run).items())
+        train = run.get("train", {})
+        lines.append(
+            f"| {run.get('notebook', path.parent.name)} | {run.get('profile')} | {run.get('device')} | "
+            f"{train.get('seconds')} | {train.get('peak_memory_mb')} | {metrics} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(summary_markdown())

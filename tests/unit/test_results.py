@@ -43,3 +43,13 @@ def test_comparison_table_marks_missing_runs():
     rows = results.comparison_table({"a": run, "b": None})
     assert rows[2] == {"metric": "trainable parameters", "a": "1,000", "b": "(not run)"}
     assert rows[-1] == {"metric": "held-out loss after", "a": 2.0, "b": "(not run)"}
+
+
+def test_summary_markdown_lists_every_run(runs):
+    results.save_results("01_x", {"notebook": "01_x", "profile": "smoke", "device": "CPU", "train": {"seconds": 3.0, "peak_memory_mb": 9.0},
+                                   "eval_loss": {"before": 2.0, "after": 1.5}, "extended": {"bpc": {"before": 4.0, "after": 3.0}}})
+    results.save_results("02_y", {"notebook": "02_y", "profile": "full"})
+    table = results.summary_markdown().splitlines()
+    assert len(table) == 4
+    assert table[2] == "| 01_x | smoke | CPU | 3.0 | 9.0 | eval_loss 2.0 -> 1.5; extended.bpc 4.0 -> 3.0 |"
+    assert table[3].startswith("| 02_y | full |")

@@ -1,0 +1,73 @@
+"""Checks of what the notebooks measured (runs/<notebook>/results.json), run after nbval has executed them.
+
+These read the files the smoke run just wrote; run `./setup_venv.sh test` (or pytest) so that the notebooks run first.
+"""
+
+import pytest
+
+from helpers import results
+
+NOTEBOOKS = ["01_full_finetuning", "02_lora_finetuning", "03_dpo_alignment", "04_grpo_reasoning", "05_cpt_hindi", "06_cpt_code"]
+
+
+def load(name):
+    run = results.load_results(name)
+    assert run is not None, f"{results.runs_root() / name / 'results.json'} is missing: run the notebooks first (./setup_venv.sh test does)"
+    return run
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_every_notebook_wrote_its_results_and_plots(name):
+    run = load(name)
+    assert run["notebook"] == name and run["profile"] in ("smoke", "full")
+    assert run["steps"] > 0 and run["train"]["seconds"] > 0 and run["train"]["peak_memory_mb"] > 0
+    assert list((results.runs_root() / name).glob("*.png")), "no plot saved beside results.json"
+    for metric in results.headline_metrics(run).values():
+        assert isinstance(metric["before"], float | int) and isinstance(metric["after"], float | int)
+
+
+def test_01_full_finetuning_trains_everything_and_lowers_heldout_loss():
+    run = load("01_full_finetuning")
+    assert run["params"]["trainable_percent"] == 100.0
+    assert run["eval_loss"]["after"] < run["eval_loss"]["before"]
+
+
+def test_02_lora_trains_a_few_percent_and_lowers_heldout_loss():
+    run = load("02_lora_finetuning")
+    assert 0 < run["params"]["trainable_percent"] < 5
+    assert run["eval_loss"]["after"] < run["eval_loss"]["before"]
+    assert (results.runs_root() / "02_lora_finetuning" / "adapter" / "adapter_model.safetensors").exists()
+    assert (results.runs_root() / "02_lora_finetuning" / "merged_16bit").is_dir()
+
+
+def test_03_dpo_prefers_chosen_answers_more_after_training():
+    run = load("03_dpo_alignment")
+    assert run["heldout_reward_accuracy"]["before"] == 0.5 and run["heldout_reward_margin"]["before"] == 0.0  # policy == reference
+    assert run["heldout_reward_margin"]["after"] > run["heldout_reward_margin"]["before"]
+    assert run["heldout_reward_accuracy"]["after"] > run["heldout_reward_accuracy"]["before"]
+
+
+def test_04_grpo_measures_accuracy_and_format():
+    run = load("04_grpo_reasoning")
+    for key in ("heldout_accuracy", "heldout_format_rate"):
+        assert 0 <= run[key]["before"] <= 1 and 0 <= run[key]["after"] <= 1
+    # the format warm-up is what gives GRPO non-zero rewards: it must teach the format
+    assert run["after_warmup"]["heldout_format_rate"] > run["heldout_format_rate"]["before"]
+    assert {"completion", "format", "correctness", "partial"} <= set(run["samples"][0])
+
+
+def test_05_hindi_bits_per_char_fall_and_reload_is_identical():
+    run = load("05_cpt_hindi")
+    assert run["hindi_bits_per_char"]["after"] < run["hindi_bits_per_char"]["before"]
+    assert run["extended_vocab"]["hindi_bits_per_char"]["after"] < run["extended_vocab"]["hindi_bits_per_char"]["before"]
+    assert run["fertility"]["extended"]["hindi"]["tokens_per_word"] < run["fertility"]["base"]["hindi"]["tokens_per_word"]
+    assert run["fertility"]["extended"]["english"] == run["fertility"]["base"]["english"]
+    assert run["extended_vocab"]["english_ids_unchanged"] is True
+    assert run["reload_identical"] == {"plain": True, "extended": True}
+
+
+def test_06_code_bits_per_byte_fall_and_reload_is_identical():
+    run = load("06_cpt_code")
+    assert run["heldout_bits_per_byte"]["after"] < run["heldout_bits_per_byte"]["before"]
+    assert 0 <= run["completion_parse_rate"]["after"] <= 1
+    assert run["reload_identical"] is True
