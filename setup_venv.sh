@@ -28,7 +28,13 @@ setup() {
     echo "venv: installed in $((SECONDS - start)) s, $(du -sh "$VENV_DIR" | cut -f1)"
   fi
   # Convert the offline model once (cached; a no-op afterwards).
-  "$VENV_DIR/bin/python" -c "from helpers.models import offline_model_dir; print('offline model:', offline_model_dir())" 2>&1 | grep -v -i warn || true
+  local log; log=$(mktemp)
+  if "$VENV_DIR/bin/python" -c "from helpers.models import offline_model_dir; print('offline model:', offline_model_dir())" >"$log" 2>&1; then
+    grep '^offline model:' "$log"
+  else
+    cat "$log"; echo "setup: converting the offline model failed (see above)" >&2; rm -f "$log"; return 1
+  fi
+  rm -f "$log"
 }
 
 run_notebooks() {
