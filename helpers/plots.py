@@ -10,6 +10,7 @@ import matplotlib
 if matplotlib.get_backend().lower() == "agg" or not matplotlib.get_backend():
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def series(log_history: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
@@ -37,6 +38,7 @@ def plot_metrics(
         ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3)
         ax.set_title(key)
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(present) :]:
         ax.axis("off")
@@ -58,6 +60,7 @@ def plot_losses(log_history: list[dict[str, Any]], path: str | Path | None = Non
     if not ax.lines:
         raise ValueError("no 'loss' in the log history: did training run with logging_steps set?")
     ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("loss")
     ax.set_title(title or "Training loss")
     ax.grid(alpha=0.3)
@@ -95,6 +98,7 @@ def plot_curves(curves: dict[str, dict[str, list[float]]], path: str | Path | No
         values = [v for k, v in curve.items() if k != "step"][0]
         ax.plot(curve["step"], values, label=name)
     ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -35,3 +35,10 @@ def test_plot_curves_and_bars(tmp_path):
     assert [line.get_label() for line in fig.axes[0].lines] == ["a", "b"]
     fig = plots.plot_bars({"Hindi": {"before": 3.0, "after": 2.0}, "English": {"before": 1.0, "after": 1.1}}, tmp_path / "b.png")
     assert len(fig.axes[0].patches) == 4 and (tmp_path / "b.png").exists()
+
+
+def test_step_axes_have_whole_number_ticks():
+    fig = plots.plot_metrics(LOG, ["loss"])
+    fig.canvas.draw()
+    ticks = fig.axes[0].get_xticks()
+    assert len(ticks) > 1 and all(float(t).is_integer() for t in ticks)
