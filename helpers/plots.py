@@ -19,6 +19,12 @@ def series(log_history: list[dict[str, Any]], key: str) -> tuple[list[int], list
     return [s for s, _ in points], [v for _, v in points]
 
 
+def _step_axis(ax: plt.Axes) -> None:
+    """Label the x axis 'step' and tick it at whole steps only."""
+    ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def plot_metrics(
     log_history: list[dict[str, Any]],
     keys: list[str],
@@ -37,8 +43,7 @@ def plot_metrics(
         steps, values = series(log_history, key)
         ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3)
         ax.set_title(key)
-        ax.set_xlabel("step")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _step_axis(ax)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(present) :]:
         ax.axis("off")
@@ -59,8 +64,7 @@ def plot_losses(log_history: list[dict[str, Any]], path: str | Path | None = Non
             ax.plot(steps, values, style, label=key.replace("loss", "loss (train)") if key == "loss" else key)
     if not ax.lines:
         raise ValueError("no 'loss' in the log history: did training run with logging_steps set?")
-    ax.set_xlabel("step")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _step_axis(ax)
     ax.set_ylabel("loss")
     ax.set_title(title or "Training loss")
     ax.grid(alpha=0.3)
@@ -97,8 +101,7 @@ def plot_curves(curves: dict[str, dict[str, list[float]]], path: str | Path | No
     for name, curve in curves.items():
         values = [v for k, v in curve.items() if k != "step"][0]
         ax.plot(curve["step"], values, label=name)
-    ax.set_xlabel("step")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _step_axis(ax)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
