@@ -2,7 +2,11 @@
 # Set up and use the project's virtual environment.
 #   ./setup_venv.sh          create/update venv/ (idempotent)
 #   ./setup_venv.sh run      ... then execute every notebook headless into runs/<notebook>/
-#   ./setup_venv.sh test     ... then run the unit tests and every notebook under nbval (smoke profile)
+#   ./setup_venv.sh test     ... then run the unit tests and every notebook under nbval (smoke profile), each notebook
+#                            copied alone into an empty folder first; with pytest args, just those
+#   ./setup_venv.sh colab-sim [02 ... | all]
+#                            ... then a simulated Colab (venv-colab-sim/): resolve all six install cells for Python 3.13
+#                            with Colab's torch held, run the install cell and nbval on the chosen notebooks (default 02)
 # Environment: SMOKE_TEST=1 (smoke profile for `run`), VENV_DIR (default venv), PYTHON (default python3),
 #              SMOL_RUNS_DIR (default runs/), SMOL_CACHE_DIR (converted offline model; default ~/.cache/smol-trainer-notebooks)
 set -euo pipefail
@@ -11,7 +15,7 @@ VENV_DIR=${VENV_DIR:-venv}
 PYTHON=${PYTHON:-python3}
 
 setup() {
-  local stamp="$VENV_DIR/.installed-$(cat requirements.txt requirements-nodeps.txt | sha1sum | cut -c1-12)"
+  local stamp="$VENV_DIR/.installed-$(cat requirements.txt requirements-nodeps.txt pyproject.toml | sha1sum | cut -c1-12)"
   if [ -f "$stamp" ]; then
     echo "venv: $VENV_DIR is up to date"
   else
@@ -22,6 +26,8 @@ setup() {
     "$VENV_DIR/bin/python" -m pip install -q "$(grep '^torch==' requirements.txt)"
     "$VENV_DIR/bin/python" -m pip install -q -r requirements.txt
     "$VENV_DIR/bin/python" -m pip install -q --no-deps -r requirements-nodeps.txt
+    # `helpers` importable from any folder (notebooks, tests, a notebook copied elsewhere): an editable install.
+    "$VENV_DIR/bin/python" -m pip install -q --no-deps -e .
     "$VENV_DIR/bin/python" -m ipykernel install --user --name smol-trainer --display-name "Python (smol-trainer)" >/dev/null
     rm -f "$VENV_DIR"/.installed-*
     touch "$stamp"
@@ -53,12 +59,20 @@ run_notebooks() {
 
 run_tests() {
   # The smoke runs write to runs/smoke-tests/, so that they never overwrite the main job's results in runs/.
-  SMOKE_TEST=1 SMOL_RUNS_DIR="${SMOL_RUNS_DIR:-$PWD/runs/smoke-tests}" "$VENV_DIR/bin/python" -m pytest "$@"
+  local runs=${SMOL_RUNS_DIR:-$PWD/runs/smoke-tests}
+  if [ $# -eq 0 ]; then
+    # Every notebook runs from a folder that holds only a copy of it, as after an upload to Colab.
+    local alone="$runs/notebooks-alone"
+    rm -rf "$alone"; mkdir -p "$alone"; cp notebooks/*.ipynb "$alone/"
+    set -- tests/unit "$alone" tests/results
+  fi
+  SMOKE_TEST=1 SMOL_RUNS_DIR="$runs" "$VENV_DIR/bin/python" -m pytest "$@"
 }
 
 case "${1:-setup}" in
   setup) setup ;;
   run) setup; run_notebooks ;;
   test) shift; setup; run_tests "$@" ;;
-  *) echo "usage: $0 [setup|run|test [pytest args]]" >&2; exit 2 ;;
+  colab-sim) shift; setup; "$VENV_DIR/bin/python" tools/colab_sim.py "$@" ;;
+  *) echo "usage: $0 [setup|run|test [pytest args]|colab-sim [02 ... | all]]" >&2; exit 2 ;;
 esac

@@ -1,3 +1,28 @@
-"""Shared helpers for the smol-trainer-notebooks series (one module per concern)."""
+"""Shared helpers for the smol-trainer-notebooks series (one module per concern).
 
-__all__ = ["runtime", "models", "data", "generation", "evaluation", "plots", "widgets", "results"]
+`ROOT` is the folder that holds `helpers/` and `data/`: the repository, or the folder a notebook's bundle was
+unpacked into (see tools/sync_notebooks.py).
+"""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "data"
+
+__all__ = [
+    "ROOT",
+    "DATA_DIR",
+    "colab",
+    "corpora",
+    "data",
+    "evaluation",
+    "generation",
+    "models",
+    "plots",
+    "problems",
+    "results",
+    "rewards",
+    "runtime",
+    "vocab",
+    "widgets",
+]

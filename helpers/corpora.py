@@ -8,9 +8,11 @@ import sys
 import sysconfig
 import textwrap
 import zlib
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
-from helpers.data import DataFormatError
+from helpers.data import DataFormatError, check_text_fields, keep_valid, report_kept, skip_reason
 
 DEVANAGARI = re.compile(r"[\u0900-\u097F]")
 LATIN = re.compile(r"[A-Za-z]")
@@ -54,19 +56,44 @@ def load_text_lines(path: str | Path, script: str = "any") -> list[str]:
     return lines
 
 
+def hindi_paragraphs(row: Any, where: str, min_chars: int = 200) -> list[str]:
+    """The paragraphs (lines) of a Wikipedia article with at least `min_chars` characters and some Devanagari;
+    DataFormatError when the article has none (shorter lines such as headings are dropped without a word)."""
+    check_text_fields(row, where, required=("text",))
+    if not DEVANAGARI.search(row["text"]):
+        raise DataFormatError(f"{where}: no Devanagari")
+    paragraphs = [p.strip() for p in row["text"].split("\n")]
+    kept = [p for p in paragraphs if len(p) >= min_chars and DEVANAGARI.search(p)]
+    if not kept:
+        raise DataFormatError(f"{where}: no paragraph of {min_chars}+ characters with Devanagari")
+    return kept
+
+
 def load_hindi_hub(limit: int, min_chars: int = 200) -> list[str]:
-    """Hindi Wikipedia paragraphs from the hub (needs network; streamed, so nothing large is downloaded)."""
+    """`limit` Hindi Wikipedia paragraphs from the hub (needs network; streamed, so nothing large is downloaded).
+    Articles without a usable paragraph are skipped and counted in the printed summary."""
     from datasets import load_dataset
 
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
     name, config = HINDI_HUB
-    texts = []
-    for row in load_dataset(name, config, split="train", streaming=True):
-        for paragraph in row["text"].split("\n"):
-            if len(paragraph) >= min_chars and DEVANAGARI.search(paragraph):
-                texts.append(paragraph.strip())
+    source = f"{name} ({config})"
+    texts: list[str] = []
+    articles, skipped = 0, Counter()
+    for index, row in enumerate(load_dataset(name, config, split="train", streaming=True)):
+        where = f"{source}, row {index}"
+        try:
+            texts += hindi_paragraphs(row, where, min_chars)
+        except DataFormatError as err:
+            skipped[skip_reason(err, where)] += 1
+            continue
+        articles += 1
         if len(texts) >= limit:
             break
-    return texts[:limit]
+    texts = texts[:limit]
+    short = f" of {limit:,} asked for: the dataset ran out" if 0 < len(texts) < limit else ""
+    report_kept(source, articles, skipped, "articles", f" ({len(texts):,} paragraphs{short})")
+    return texts
 
 
 # --- Python functions from the standard library ------------------------------------------------
@@ -123,18 +150,28 @@ def stdlib_functions(max_chars: int = 2000, heldout_percent: int = 10) -> tuple[
     return train, heldout
 
 
+def hub_function(row: Any, where: str, max_chars: int = 2000) -> str:
+    """One CodeSearchNet row as training text: its `original_string`, kept only if functions_in_source would take it
+    as one whole function (Python 3 syntax, a docstring and a body, at most `max_chars`); else DataFormatError."""
+    check_text_fields(row, where, required=("original_string",))
+    code = textwrap.dedent(row["original_string"]).strip("\n").rstrip() + "\n"
+    if len(code) > max_chars:
+        raise DataFormatError(f"{where}: longer than {max_chars:,} characters")
+    if not parses(code):
+        raise DataFormatError(f"{where}: not valid Python 3")
+    found = functions_in_source(code, where, max_chars)
+    if not found or not code.startswith(found[0]["code"].rstrip()):  # found[0] must be the row's own (outermost) function
+        raise DataFormatError(f"{where}: not one undecorated function with a docstring and a body")
+    return code
+
+
 def load_code_hub(limit: int, max_chars: int = 2000) -> list[str]:
-    """Python functions from the CodeSearchNet copy on the hub (needs network; streamed)."""
+    """`limit` Python functions from the CodeSearchNet copy on the hub (needs network; streamed).
+    Rows hub_function rejects are skipped and counted in the printed summary."""
     from datasets import load_dataset
 
-    texts = []
-    for row in load_dataset(CODE_HUB_ID, split="train", streaming=True):
-        code = row.get("original_string") or row.get("code") or ""
-        if 0 < len(code) <= max_chars:
-            texts.append(code.rstrip() + "\n")
-        if len(texts) >= limit:
-            break
-    return texts
+    rows = load_dataset(CODE_HUB_ID, split="train", streaming=True)
+    return keep_valid(rows, lambda row, where: hub_function(row, where, max_chars), CODE_HUB_ID, limit, unit="functions")
 
 
 def cut_function(prompt: str, completion: str) -> str:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 ALPACA_FIELDS = ("instruction", "input", "output")
@@ -14,6 +15,52 @@ ALPACA_HUB_ID = "yahma/alpaca-cleaned"
 
 class DataFormatError(ValueError):
     """Input data is not in the expected format; the message says where (file, line or row) and which field."""
+
+
+# --- Lenient reading of hub data -----------------------------------------------------------------
+# Shipped files are strict: the first bad line raises DataFormatError. Hub datasets are large and not ours to fix,
+# so their loaders skip the rows the same strict validators reject, count them by reason and say so in one line.
+
+T = TypeVar("T")
+
+
+def skip_reason(err: DataFormatError, where: str) -> str:
+    """A validator's message without its leading `where: `, e.g. "field 'output' is empty"."""
+    message = str(err)
+    return message[len(where) + 2 :] if message.startswith(f"{where}: ") else message
+
+
+def report_kept(source: str, kept: int, skipped: Counter[str], unit: str = "rows", note: str = "") -> None:
+    """Print how many rows a lenient loader kept and skipped (by reason); raise DataFormatError when it kept none."""
+    total = sum(skipped.values())
+    reasons = ", ".join(f"{reason}: {count:,}" for reason, count in skipped.most_common())
+    if not kept:
+        what = f"all {total:,} {unit} read were bad ({reasons})" if total else "the dataset gave nothing"
+        raise DataFormatError(f"{source}: no usable {unit}: {what}")
+    print(f"{source}: kept {kept:,} {unit}{note}, skipped {total:,}" + (f" ({reasons})" if total else ""))
+
+
+def keep_valid(
+    rows: Iterable[Any], validate: Callable[[Any, str], T], source: str, limit: int | None = None, unit: str = "rows"
+) -> list[T]:
+    """validate(row, where) each row; skip (and count by reason) the rows it rejects with DataFormatError; stop after
+    `limit` kept rows; print one summary line. Raises DataFormatError when no row is kept."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    kept: list[T] = []
+    skipped: Counter[str] = Counter()
+    for index, row in enumerate(rows):
+        where = f"{source}, row {index}"
+        try:
+            kept.append(validate(row, where))
+        except DataFormatError as err:
+            skipped[skip_reason(err, where)] += 1
+            continue
+        if limit is not None and len(kept) >= limit:
+            break
+    short = f" (of {limit:,} asked for: the dataset ran out)" if limit is not None and 0 < len(kept) < limit else ""
+    report_kept(source, len(kept), skipped, unit, short)
+    return kept
 
 
 def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -83,13 +130,11 @@ def load_alpaca(path: str | Path) -> list[dict[str, str]]:
 
 
 def load_alpaca_hub(split: str = "train", limit: int | None = None, dataset_id: str = ALPACA_HUB_ID) -> list[dict[str, str]]:
-    """Load Alpaca rows from the Hugging Face hub (needs network; used on Colab)."""
+    """The first `limit` valid Alpaca rows from the Hugging Face hub (needs network; used on Colab).
+    Rows validate_alpaca would reject are skipped and counted in the printed summary."""
     from datasets import load_dataset
 
-    dataset = load_dataset(dataset_id, split=split)
-    if limit is not None:
-        dataset = dataset.select(range(min(limit, len(dataset))))
-    return validate_alpaca(dataset, source=dataset_id)
+    return keep_valid(load_dataset(dataset_id, split=split), clean_alpaca_row, dataset_id, limit)
 
 
 def alpaca_to_messages(row: dict[str, str]) -> list[dict[str, str]]:
@@ -172,10 +217,8 @@ def load_preferences(path: str | Path) -> list[dict[str, list[dict[str, str]]]]:
 
 
 def load_preferences_hub(limit: int | None = None, dataset_id: str = ORCA_DPO_HUB_ID) -> list[dict[str, list[dict[str, str]]]]:
-    """Load orca_dpo_pairs from the hub (needs network; used on Colab)."""
+    """The first `limit` valid pairs of orca_dpo_pairs from the hub (needs network; used on Colab).
+    Rows validate_preferences would reject are skipped and counted in the printed summary."""
     from datasets import load_dataset
 
-    dataset = load_dataset(dataset_id, split="train")
-    if limit is not None:
-        dataset = dataset.select(range(min(limit, len(dataset))))
-    return validate_preferences(dataset, source=dataset_id)
+    return keep_valid(load_dataset(dataset_id, split="train"), preference_row, dataset_id, limit, unit="pairs")

@@ -7,7 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from helpers import DATA_DIR
+from helpers import ROOT as REPO_ROOT
+
+REFERENCE_DIR = DATA_DIR / "reference"
 
 
 def runs_root() -> Path:
@@ -42,6 +45,41 @@ def load_results(notebook: str) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def load_reference(notebook: str, profile: str, gpu: bool | None = None) -> dict[str, Any] | None:
+    """A committed reference run, data/reference/<notebook>/<profile>-<device>/results.json, of this profile.
+
+    One measured on the same kind of device (GPU or CPU) as this machine comes first; its "reference" key names the
+    file. None when no reference of this profile is committed.
+    """
+    from helpers import runtime
+
+    gpu = runtime.has_gpu() if gpu is None else gpu
+    found = []
+    for path in sorted((REFERENCE_DIR / notebook).glob("*/results.json")):
+        run = json.loads(path.read_text(encoding="utf-8"))
+        if run.get("profile") == profile:
+            found.append({**run, "reference": path.relative_to(REFERENCE_DIR.parent.parent).as_posix()})
+    found.sort(key=lambda run: str(run.get("device", "")).startswith("CPU") == gpu)
+    return found[0] if found else None
+
+
+def reference_note(run: dict[str, Any]) -> str:
+    """Say what this run trained on and which committed reference runs it can be compared with, number for number."""
+    lines = [f"This run: {run['profile']} profile on {run['device']}, trained on {run.get('train_data', '?')}."]
+    paths = sorted((REFERENCE_DIR / run["notebook"]).glob("*/results.json"))
+    if not paths:
+        lines.append("No reference run of this notebook is committed yet (data/reference/).")
+    for path in paths:
+        ref = json.loads(path.read_text(encoding="utf-8"))
+        same = ref.get("profile") == run["profile"] and ref.get("train_data") == run.get("train_data")
+        verdict = "comparable number for number" if same else "other profile or training data: compare the direction of change only"
+        lines.append(
+            f"Reference {path.parent.name} ({ref.get('device')}, {ref.get('profile')} profile, trained on "
+            f"{ref.get('train_data', '?')}; {ref.get('measured', '')}): {verdict}."
+        )
+    return "\n".join(lines)
+
+
 def header(notebook: str, profile: str) -> dict[str, Any]:
     """The fields every results.json starts with: notebook, profile, device, environment, versions."""
     from helpers import runtime
@@ -74,6 +112,7 @@ def training_summary(log_history: list[dict[str, Any]], cost: Any, loss_key: str
 COMPARED = (
     ("device", lambda r: r["device"]),
     ("profile", lambda r: r["profile"]),
+    ("trained on", lambda r: r.get("train_data", "?")),
     ("trainable parameters", lambda r: f"{r['params']['trainable']:,}"),
     ("trainable share (%)", lambda r: r["params"]["trainable_percent"]),
     ("optimizer steps", lambda r: r["steps"]),
@@ -110,11 +149,12 @@ def headline_metrics(run: dict[str, Any]) -> dict[str, dict[str, float]]:
     return found
 
 
-def summary_markdown(root: Path | None = None) -> str:
-    """A markdown table of every runs/*/results.json: profile, device, training time, peak memory, before -> after."""
+def summary_markdown(root: Path | None = None, pattern: str = "*/results.json") -> str:
+    """A markdown table of every runs/*/results.json (or `pattern` under `root`, e.g. "*/*/results.json" under
+    REFERENCE_DIR): profile, device, training time, peak memory, before -> after."""
     root = root or runs_root()
     lines = ["| notebook | profile | device | train s | peak MB | before -> after |", "|---|---|---|---|---|---|"]
-    for path in sorted(root.glob("*/results.json")):
+    for path in sorted(root.glob(pattern)):
         run = json.loads(path.read_text(encoding="utf-8"))
         metrics = "; ".join(f"{k} {v['before']} -> {v['after']}" for k, v in headline_metrics(run).items())
         train = run.get("train", {})

@@ -103,7 +103,12 @@ def extend_tokenizer(tokenizer: Any, merges: list[tuple[str, str]], save_dir: st
 
     spec = json.loads(tokenizer.backend_tokenizer.to_str())
     vocab, old_merges = spec["model"]["vocab"], spec["model"]["merges"]
-    next_id = max(max(vocab.values()), max((t["id"] for t in spec.get("added_tokens", [])), default=0)) + 1
+    # An added token beyond the BPE vocabulary (e.g. an upload's extra <|PAD_TOKEN|> at id 49,152) goes into it at its
+    # own id: `tokenizers` numbers added tokens missing from a model by the model's size, which would collide with ours.
+    for added in spec.get("added_tokens", []):
+        if added["content"] not in vocab:
+            vocab[added["content"]] = added["id"]
+    next_id = max(vocab.values()) + 1
     for a, b in merges:
         if a + b not in vocab:
             vocab[a + b] = next_id

@@ -53,3 +53,41 @@ def test_summary_markdown_lists_every_run(runs):
     assert len(table) == 4
     assert table[2] == "| 01_x | smoke | CPU | 3.0 | 9.0 | eval_loss 2.0 -> 1.5; extended.bpc 4.0 -> 3.0 |"
     assert table[3].startswith("| 02_y | full |")
+
+
+def test_load_reference_picks_the_profile_and_the_same_kind_of_device(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "REFERENCE_DIR", tmp_path / "data" / "reference")
+    assert results.load_reference("01_x", "full", gpu=True) is None
+    for folder, profile, device in (("full-h100", "full", "NVIDIA H100 80GB HBM3"), ("full-cpu", "full", "CPU (2 cores)"),
+                                    ("smoke-cpu", "smoke", "CPU (2 cores)")):
+        path = tmp_path / "data" / "reference" / "01_x" / folder / "results.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"profile": profile, "device": device}), encoding="utf-8")
+    assert results.load_reference("01_x", "full", gpu=True)["device"].startswith("NVIDIA")
+    on_cpu = results.load_reference("01_x", "full", gpu=False)
+    assert on_cpu["device"] == "CPU (2 cores)" and on_cpu["reference"] == "data/reference/01_x/full-cpu/results.json"
+    assert results.load_reference("01_x", "smoke", gpu=True)["device"] == "CPU (2 cores)"
+    assert results.load_reference("01_x", "other") is None
+
+
+def test_every_committed_reference_names_its_notebook_profile_and_device():
+    paths = sorted(results.REFERENCE_DIR.glob("*/*/results.json"))
+    assert paths, "no reference results under data/reference/"
+    for path in paths:
+        run = json.loads(path.read_text(encoding="utf-8"))
+        assert run["notebook"] == path.parent.parent.name
+        assert path.parent.name.startswith(run["profile"] + "-") and run["device"] and run["measured"]
+        assert results.headline_metrics(run), f"{path} holds no before/after metric"
+
+
+def test_readme_reference_table_is_generated_from_data_reference(tmp_path, monkeypatch):
+    from tools import readme_results
+
+    assert readme_results.main(["--check"]) == 0, "run python tools/readme_results.py"
+    # A changed reference makes the check fail.
+    readme = tmp_path / "README.md"
+    readme.write_text(readme_results.README.read_text(encoding="utf-8").replace(
+        readme_results.START, readme_results.START + "\n| a stale row |", 1), encoding="utf-8")
+    monkeypatch.setattr(readme_results, "README", readme)
+    assert readme_results.main(["--check"]) == 1
+    assert readme_results.main([]) == 0 and readme_results.main(["--check"]) == 0
