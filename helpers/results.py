@@ -84,13 +84,16 @@ def header(notebook: str, profile: str) -> dict[str, Any]:
     """The fields every results.json starts with: notebook, profile, device, environment, versions."""
     from helpers import runtime
 
-    return {
+    found = {
         "notebook": notebook,
         "profile": profile,
         "device": runtime.device_name(),
         "environment": runtime.environment(),
         "versions": runtime.versions(),
     }
+    if runtime.emulated():
+        found["emulated"] = runtime.emulated()
+    return found
 
 
 def training_summary(log_history: list[dict[str, Any]], cost: Any, loss_key: str = "loss") -> dict[str, Any]:

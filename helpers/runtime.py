@@ -37,12 +37,31 @@ def environment() -> str:
 
 
 def device_name() -> str:
-    """A short human-readable name of the device that trains."""
+    """A short human-readable name of the device that trains (the real GPU's, also under T4 emulation)."""
     if has_gpu():
+        from helpers import t4
+
+        if t4.active():
+            return f"{t4.real_device_name()} (emulating a T4)"
         import torch
 
         return torch.cuda.get_device_name(0)
     return f"CPU ({os.cpu_count()} cores)"
+
+
+def emulate_t4_if_asked() -> list[str]:
+    """With SMOL_EMULATE_T4=1 on a CUDA GPU, take a T4's precision and memory paths (see helpers.t4); call it before
+    `import unsloth`. Does nothing otherwise. Returns what it changed."""
+    from helpers import t4
+
+    return t4.emulate()
+
+
+def emulated() -> str | None:
+    """The emulated GPU ("T4") while helpers.t4 is on, else None."""
+    from helpers import t4
+
+    return "T4" if t4.active() else None
 
 
 def profile(env: dict[str, str] | None = None) -> str:

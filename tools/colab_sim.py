@@ -3,12 +3,14 @@
   python tools/colab_sim.py [02 05 ... | all]     (./setup_venv.sh colab-sim [...] calls this; default: 02)
 
 1. Builds venv-colab-sim/ with the versions in tests/colab/colab-freeze.txt (Colab's GPU image). Stand-ins: this
-   machine's CPU torch 2.13.0 wheel replaces Colab's torch 2.11.0+cu128 (with the matching torchvision/torchaudio),
+   machine's CPU torch 2.13.0 wheel replaces Colab's torch 2.11.0+cu128, torchvision and torchaudio are left out (see
+   STAND_INS),
    and Python is this machine's 3.11, not Colab's 3.13.
 2. For each notebook: copies it alone into an empty folder and runs its two first cells there (the bundle and the
    install cell, exact source) with COLAB_RELEASE_TAG set, timing them and recording what they changed; then executes
    the whole notebook under nbval in the smoke profile, in a new kernel (as after Runtime -> Restart session).
-3. Asserts: torch, torchvision, torchaudio, numpy and triton unchanged, no nvidia-* package, every notebook passed.
+3. Asserts: torch, torchvision, torchaudio, numpy and triton unchanged (torchvision and torchaudio: still absent), no
+   nvidia-* package, every notebook passed.
 4. For all six notebooks, resolves the install cell's pins for Python 3.13 on manylinux x86-64 with Colab's torch,
    torchvision, torchaudio, numpy and triton held as given (stub wheels stand in for them, as PyPI's CUDA torch needs
    wheels this registry lacks), and asserts that the resolution moves none of them and pulls no nvidia-* package.
@@ -33,8 +35,14 @@ FREEZE = ROOT / "tests" / "colab" / "colab-freeze.txt"
 VENV = ROOT / "venv-colab-sim"
 REPORT = ROOT / "runs" / "colab-sim" / "report.json"
 HELD = ("torch", "torchvision", "torchaudio", "numpy", "triton")
-# This machine's CPU wheels standing in for Colab's CUDA builds (torch 2.13 pairs with torchvision 0.28, torchaudio 2.13).
-STAND_INS = {"torch": "torch==2.13.0", "torchvision": "torchvision==0.28.0", "torchaudio": "torchaudio==2.13.0"}
+# This machine's CPU torch wheel stands in for Colab's CUDA build. torchvision and torchaudio are left out: the registry
+# has only CUDA builds of them, which do not load with a CPU torch, and Unsloth's import refuses such a torchvision
+# ("operator torchvision::nms does not exist"; measured 2026-11-29). On Colab the three come as one matched CUDA set.
+STAND_INS = {"torch": "torch==2.13.0"}
+LEFT_OUT = ("torchvision", "torchaudio")
+# Colab's line is not kept for these: the stand-in torch 2.13 requires setuptools>=77.0.3; Colab has 75.2.0 (its
+# torch 2.11 does not ask for more). The simulated image keeps the setuptools that the stand-in torch brings.
+LEFT_TO_STAND_INS = ("setuptools",)
 # Only for running the notebooks under test here; Colab has no nbval.
 HARNESS = ("nbval==0.11.0",)
 # Colab runs Ubuntu 22.04 (glibc 2.35): wheels for any manylinux_2_N with N <= 35 install there.
@@ -79,9 +87,8 @@ def build_venv(freeze: dict[str, str]) -> Path:
     python = VENV / "bin" / "python"
     pip(python, "install", f"pip=={freeze['pip']}" if "pip" in freeze else "pip")
     pip(python, "install", STAND_INS["torch"])  # alone first: the local CPU wheel is the one pip takes
-    pip(python, "install", "--no-deps", STAND_INS["torchvision"], STAND_INS["torchaudio"])
     torch_version = installed(python)["torch"]
-    seed = [f"{name}=={version}" for name, version in freeze.items() if name not in STAND_INS]
+    seed = [f"{name}=={version}" for name, version in freeze.items() if name not in (*STAND_INS, *LEFT_OUT, *LEFT_TO_STAND_INS)]
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as constraints:
         constraints.write("\n".join([f"torch=={torch_version}", *seed]) + "\n")
     try:
@@ -142,7 +149,7 @@ def run_notebook(python: Path, notebook: Path) -> dict[str, object]:
     assert not nvidia, f"the install cell pulled CUDA packages: {nvidia}"
     assert (work / "smol-trainer-notebooks" / "helpers" / "__init__.py").exists(), "the bundle was not unpacked"
     log(f"{notebook.name}: first cells took {install_seconds:.0f} s; {len(changes['added'])} packages added, "
-        f"{len(changes['changed'])} changed; torch/torchvision/torchaudio/numpy/triton unchanged")
+        f"{len(changes['changed'])} changed; torch/numpy/triton unchanged, no torchvision/torchaudio brought in")
     start = time.perf_counter()
     result = subprocess.run(
         [str(python), "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=900", "-p", "no:cacheprovider",
@@ -256,7 +263,8 @@ def write_readme(report: dict) -> None:
             f"- `{name}`, uploaded alone into an empty folder: the two first cells took {run['install_seconds']:.0f} s "
             f"(unpacking the bundle and installing {len(changes['added'])} packages Colab lacks, "
             f"{'; '.join(changes['added'])}; upgrading {len(changes['changed'])} it has: {'; '.join(changes['changed'])}). "
-            f"torch, torchvision, torchaudio, numpy and triton did not move and no `nvidia-*` package came in. The "
+            f"torch, numpy and triton did not move, and no torchvision or torchaudio (left out of the simulated image: "
+            "the registry has only CUDA builds of them) and no `nvidia-*` package came in. The "
             f"notebook then passed nbval in the smoke profile in {run['nbval_seconds']:.0f} s, in a new kernel (as after "
             "*Restart session*)."
         )

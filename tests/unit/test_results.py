@@ -41,7 +41,8 @@ def test_comparison_table_marks_missing_runs():
         "first_train_loss": 2.0, "last_train_loss": 1.0, "eval_loss": {"before": 2.5, "after": 2.0},
     }
     rows = results.comparison_table({"a": run, "b": None})
-    assert rows[2] == {"metric": "trainable parameters", "a": "1,000", "b": "(not run)"}
+    assert rows[2] == {"metric": "trained on", "a": "?", "b": "(not run)"}  # this run names no training data
+    assert rows[3] == {"metric": "trainable parameters", "a": "1,000", "b": "(not run)"}
     assert rows[-1] == {"metric": "held-out loss after", "a": 2.0, "b": "(not run)"}
 
 
