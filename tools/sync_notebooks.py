@@ -36,7 +36,7 @@ UNPACK = '''\
 # If `import helpers` would fail (a notebook uploaded alone, e.g. on Colab), this unpacks the package and the data into
 # ./smol-trainer-notebooks/ and adds that folder to Python's path for good (a .pth file in site-packages), so the
 # notebook still finds them after Runtime -> Restart session. In the repository (./setup_venv.sh) it does nothing.
-import base64, importlib, importlib.util, io, site, sys, sysconfig, tarfile
+import base64, importlib, importlib.util, io, site, sys, tarfile
 from pathlib import Path
 
 
@@ -53,7 +53,8 @@ def unpack_helpers(bundle_id: str, bundle: str) -> Path:
     with tarfile.open(fileobj=io.BytesIO(base64.b64decode(bundle)), mode="r:xz") as tar:
         tar.extractall(home, filter="data")
     (home / "BUNDLE_ID").write_text(bundle_id)
-    folders = [sysconfig.get_paths()["purelib"]] + ([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])
+    # The first writable folder of those Python reads .pth files from at start-up: site-packages, then the user site.
+    folders = site.getsitepackages() + ([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])
     for folder in folders:
         try:
             Path(folder).mkdir(parents=True, exist_ok=True)
