@@ -184,6 +184,21 @@ def cut_function(prompt: str, completion: str) -> str:
     return prompt + "".join(kept)
 
 
+def has_body(code: str) -> bool:
+    """True when `code` parses and its first function has a statement beyond its docstring that does something
+    (not `pass` or `...`). A completion that stops after the docstring still parses; it does not have a body."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    function = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))), None)
+    if function is None:
+        return False
+    body = function.body[1:] if ast.get_docstring(function, clean=False) is not None else function.body
+    placeholder = lambda s: isinstance(s, ast.Pass) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and s.value.value is Ellipsis)  # noqa: E731
+    return any(not placeholder(statement) for statement in body)
+
+
 def parses(code: str) -> bool:
     """True when `code` is valid Python syntax."""
     try:

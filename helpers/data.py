@@ -190,7 +190,7 @@ def preference_row(row: Any, where: str) -> dict[str, list[dict[str, str]]]:
             check_messages(row.get(name), f"{where}: field {name!r}", last_role="assistant")
         pair = {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]}
     else:
-        check_text_fields(row, where, required=("question", "chosen", "rejected"), optional=("system",))
+        check_text_fields(row, where, required=("question", "chosen", "rejected"), optional=("system", "kind"))
         prompt = [{"role": "system", "content": row["system"].strip()}] if (row.get("system") or "").strip() else []
         prompt.append({"role": "user", "content": row["question"].strip()})
         pair = {
@@ -200,6 +200,8 @@ def preference_row(row: Any, where: str) -> dict[str, list[dict[str, str]]]:
         }
     if pair["chosen"] == pair["rejected"]:
         raise DataFormatError(f"{where}: fields 'chosen' and 'rejected' are identical, so there is no preference to learn")
+    if isinstance(row, dict) and row.get("kind"):  # what the pair tests (the shipped held-out set labels each pair)
+        pair["kind"] = row["kind"]
     return pair
 
 

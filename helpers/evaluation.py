@@ -99,27 +99,64 @@ def completion_logprob(model: Any, tokenizer: Any, prompt: Messages, completion:
     return -nll
 
 
-def preference_metrics(model: Any, tokenizer: Any, pairs: list[dict[str, Messages]], beta: float, max_length: int = 1024) -> dict[str, float]:
+def preference_metrics(model: Any, tokenizer: Any, pairs: list[dict[str, Any]], beta: float, max_length: int = 1024) -> dict[str, Any]:
     """DPO's view of held-out pairs, for a PEFT model whose adapter-off state is the reference.
 
     reward(y) = beta * (log pi(y|x) - log pi_ref(y|x)). Returns the share of pairs where reward(chosen) > reward(rejected)
     (ties count half: before training policy == reference, so every pair ties at 0.5), the mean reward margin,
-    and the share of pairs where the policy alone gives chosen a higher log-probability than rejected.
+    and the share of pairs where the policy alone gives chosen a higher log-probability than rejected. "by_kind" has
+    accuracy and margin for each `kind` of pair (pairs without one: "unlabelled"), the number of pairs, and the
+    accuracy of a rule that knows nothing but length: prefer the shorter answer.
     """
-    rewards, logprob_wins = [], 0.0
+    per_pair = pair_rewards(model, tokenizer, pairs, beta, max_length)
+    margins = [c - r for (c, r), _ in per_pair]
+    groups: dict[str, list[int]] = {}
+    for index, pair in enumerate(pairs):
+        groups.setdefault(pair.get("kind", "unlabelled"), []).append(index)
+    by_kind = {
+        kind: {
+            "pairs": len(indexes),
+            "reward_accuracy": _win_rate([margins[i] for i in indexes]),
+            "reward_margin": sum(margins[i] for i in indexes) / len(indexes),
+            "shorter_answer_accuracy": shorter_answer_accuracy([pairs[i] for i in indexes]),
+        }
+        for kind, indexes in sorted(groups.items())
+    }
+    return {
+        "reward_accuracy": _win_rate(margins),
+        "reward_margin": sum(margins) / len(pairs),
+        "logprob_accuracy": sum(win for _, win in per_pair) / len(pairs),
+        "by_kind": by_kind,
+    }
+
+
+def _win_rate(margins: list[float]) -> float:
+    """Share of positive margins; ties (|margin| <= 1e-9) count half."""
+    return sum(1.0 if m > 1e-9 else 0.5 if abs(m) <= 1e-9 else 0.0 for m in margins) / len(margins)
+
+
+def pair_rewards(
+    model: Any, tokenizer: Any, pairs: list[dict[str, Messages]], beta: float, max_length: int = 1024
+) -> list[tuple[tuple[float, float], float]]:
+    """Per pair: ((reward chosen, reward rejected), 1/0.5/0 when the policy's log-prob prefers chosen/ties/rejected)."""
+    found = []
     for pair in pairs:
         policy = [completion_logprob(model, tokenizer, pair["prompt"], pair[k], max_length) for k in ("chosen", "rejected")]
         with model.disable_adapter():
             reference = [completion_logprob(model, tokenizer, pair["prompt"], pair[k], max_length) for k in ("chosen", "rejected")]
-        rewards.append([beta * (p - r) for p, r in zip(policy, reference)])
-        logprob_wins += 1.0 if policy[0] > policy[1] else 0.5 if policy[0] == policy[1] else 0.0
-    margins = [c - r for c, r in rewards]
-    wins = sum(1.0 if m > 1e-9 else 0.5 if abs(m) <= 1e-9 else 0.0 for m in margins)
-    return {
-        "reward_accuracy": wins / len(pairs),
-        "reward_margin": sum(margins) / len(pairs),
-        "logprob_accuracy": logprob_wins / len(pairs),
-    }
+        chosen, rejected = (beta * (p - r) for p, r in zip(policy, reference))
+        found.append(((chosen, rejected), 1.0 if policy[0] > policy[1] else 0.5 if policy[0] == policy[1] else 0.0))
+    return found
+
+
+def shorter_answer_accuracy(pairs: list[dict[str, Any]]) -> float:
+    """How often "prefer the shorter answer" (in characters) picks the chosen one; ties count half. A baseline that
+    needs no model: held-out accuracy worth reporting should beat it where length does not give the answer away."""
+    def length(messages: Messages) -> int:
+        return sum(len(m["content"]) for m in messages)
+
+    margins = [length(p["rejected"]) - length(p["chosen"]) for p in pairs]
+    return _win_rate([float(m) for m in margins])
 
 
 def solve_rate(model: Any, tokenizer: Any, problems: list[dict], max_new_tokens: int = 128, batch_size: int = 16) -> dict[str, Any]:

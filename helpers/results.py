@@ -97,7 +97,8 @@ def header(notebook: str, profile: str) -> dict[str, Any]:
 
 
 def training_summary(log_history: list[dict[str, Any]], cost: Any, loss_key: str = "loss") -> dict[str, Any]:
-    """Steps, wall time and peak memory (a runtime.Measurement), first/last train loss and the loss curve."""
+    """Steps, passes over the training data (epochs, as the Trainer logs them), wall time and peak memory (a
+    runtime.Measurement), first/last train loss and the loss curve."""
     from helpers.plots import series
 
     steps, losses = series(log_history, loss_key)
@@ -105,6 +106,7 @@ def training_summary(log_history: list[dict[str, Any]], cost: Any, loss_key: str
         raise ValueError(f"no {loss_key!r} in the log history: train with logging_steps=1")
     return {
         "steps": steps[-1],
+        "epochs": round(max((float(row["epoch"]) for row in log_history if "epoch" in row), default=0.0), 3),
         "train": cost.as_dict(),
         "first_train_loss": round(losses[0], 4),
         "last_train_loss": round(losses[-1], 4),

@@ -3,6 +3,8 @@
 These read the files the smoke run just wrote; run `./setup_venv.sh test` (or pytest) so that the notebooks run first.
 """
 
+import math
+
 import pytest
 
 from helpers import results
@@ -45,6 +47,11 @@ def test_03_dpo_prefers_chosen_answers_more_after_training():
     assert run["heldout_reward_accuracy"]["before"] == 0.5 and run["heldout_reward_margin"]["before"] == 0.0  # policy == reference
     assert run["heldout_reward_margin"]["after"] > run["heldout_reward_margin"]["before"]
     assert run["heldout_reward_accuracy"]["after"] > run["heldout_reward_accuracy"]["before"]
+    by_kind = run["heldout_by_kind"]
+    assert set(by_kind) <= {"correct-vs-wrong", "concise-vs-padded", "helpful-vs-evasive", "format"} and len(by_kind) >= 3
+    assert sum(kind["pairs"] for kind in by_kind.values()) == run["heldout_pairs"]
+    assert by_kind["concise-vs-padded"]["shorter_answer_accuracy"] == 1.0  # length alone gives these away
+    assert by_kind["helpful-vs-evasive"]["shorter_answer_accuracy"] <= 0.5  # ... and not these
 
 
 def test_04_grpo_measures_accuracy_and_format():
@@ -64,10 +71,23 @@ def test_05_hindi_bits_per_char_fall_and_reload_is_identical():
     assert run["fertility"]["extended"]["english"] == run["fertility"]["base"]["english"]
     assert run["extended_vocab"]["english_ids_unchanged"] is True
     assert run["reload_identical"] == {"plain": True, "extended": True}
+    # Forgetting is measured on text the training data does not hold (no direction is claimed: it may go either way).
+    for measured in (run, run["extended_vocab"]):
+        for key in ("english_ood_bits_per_char", "chat_eval_loss"):
+            assert all(math.isfinite(v) and v > 0 for v in measured[key].values()), key
 
 
 def test_06_code_bits_per_byte_fall_and_reload_is_identical():
     run = load("06_cpt_code")
     assert run["heldout_bits_per_byte"]["after"] < run["heldout_bits_per_byte"]["before"]
-    assert 0 <= run["completion_parse_rate"]["after"] <= 1
+    # The body rate is computed on the generated code itself: recompute it from the completions the notebook saved.
+    from helpers import corpora
+
+    completions = run["completions"]
+    assert completions and all(any(c[f"generated_{side}"].strip() for c in completions) for side in ("before", "after"))
+    for side in ("before", "after"):
+        rate = sum(corpora.has_body(c["prompt"] + c[side]) for c in completions) / len(completions)
+        assert abs(rate - run["completion_body_rate"][side]) < 1e-3, side
     assert run["reload_identical"] is True
+    for key in ("english_ood_bits_per_char", "chat_eval_loss"):
+        assert all(math.isfinite(v) and v > 0 for v in run[key].values()), key

@@ -81,3 +81,14 @@ def test_cut_function_and_parses():
     assert corpora.cut_function(prompt, "    return 2 * x\n\ndef g():\n    pass\n") == prompt + "    return 2 * x\n\n"
     assert corpora.parses(prompt + "    return 2 * x\n")
     assert not corpora.parses(prompt + "    return (2 *\n")
+
+
+def test_has_body_needs_a_statement_beyond_the_docstring():
+    prompt = 'def double(x):\n    """Return twice x."""\n'
+    assert corpora.parses(prompt) and not corpora.has_body(prompt)  # parses, but nothing was generated
+    assert corpora.has_body(prompt + "    return 2 * x\n")
+    assert corpora.has_body(prompt + "    y = x + x\n    return y\n")
+    assert not corpora.has_body(prompt + "    pass\n") and not corpora.has_body(prompt + "    ...\n")
+    assert not corpora.has_body(prompt + "    return (2 *\n")  # does not parse
+    assert not corpora.has_body("x = 1\n")  # no function
+    assert corpora.has_body("def f():\n    return 1\n")  # no docstring: the first statement counts

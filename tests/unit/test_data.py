@@ -145,3 +145,22 @@ def test_shipped_preference_heldout_never_trained_on():
         return {p["prompt"][-1]["content"].lower() for p in data.load_preferences(data.DATA_DIR / name)}
 
     assert not questions("dpo_train.jsonl") & questions("dpo_heldout.jsonl")
+
+
+def test_heldout_preferences_are_labelled_and_worded_unlike_training():
+    """03's held-out rejections share no 5-word sequence with any training rejection (beyond the answer itself, which
+    also appears in the chosen side), so a model cannot win them by recognising memorised filler or dodges."""
+    heldout = data.load_jsonl(data.DATA_DIR / "dpo_heldout.jsonl")
+    train = data.load_jsonl(data.DATA_DIR / "dpo_train.jsonl")
+    kinds = {row["kind"] for row in heldout}
+    assert kinds == {"correct-vs-wrong", "concise-vs-padded", "helpful-vs-evasive", "format"}
+
+    def grams(text: str, n: int = 5) -> set[str]:
+        words = text.lower().replace('"', " ").split()
+        return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+    seen = set().union(*(grams(row["rejected"]) for row in train))
+    for row in heldout:
+        assert not (grams(row["rejected"]) & seen) - grams(row["chosen"]), row["question"]
+    pairs = data.load_preferences(data.DATA_DIR / "dpo_heldout.jsonl")
+    assert [pair["kind"] for pair in pairs] == [row["kind"] for row in heldout]  # the label survives loading

@@ -46,3 +46,21 @@ def test_bits_per_char_and_byte(smol):
 def test_fertility(tokenizer):
     stats = evaluation.fertility(tokenizer, ["The capital of France is"])
     assert stats == {"tokens_per_word": 1.0, "chars_per_token": 4.8, "tokens": 5, "words": 5}
+
+
+def test_preference_metrics_by_kind_and_the_length_baseline(monkeypatch):
+    def pair(kind, chosen, rejected):
+        return {"kind": kind, "prompt": [{"role": "user", "content": "q"}],
+                "chosen": [{"role": "assistant", "content": chosen}], "rejected": [{"role": "assistant", "content": rejected}]}
+
+    pairs = [pair("a", "short", "much longer answer"), pair("a", "a long chosen answer", "brief"), pair("b", "same", "same!")]
+    # rewards (chosen, rejected) and log-prob wins, as pair_rewards would give them
+    monkeypatch.setattr(evaluation, "pair_rewards", lambda *args: [((0.3, 0.1), 1.0), ((0.0, 0.2), 0.0), ((0.1, 0.1), 0.5)])
+    found = evaluation.preference_metrics(None, None, pairs, beta=0.1)
+    assert found["reward_accuracy"] == pytest.approx((1 + 0 + 0.5) / 3)
+    assert found["reward_margin"] == pytest.approx((0.2 - 0.2 + 0.0) / 3)
+    assert found["logprob_accuracy"] == pytest.approx(0.5)
+    assert found["by_kind"]["a"] == {"pairs": 2, "reward_accuracy": 0.5, "reward_margin": pytest.approx(0.0),
+                                     "shorter_answer_accuracy": 0.5}
+    assert found["by_kind"]["b"]["shorter_answer_accuracy"] == 1.0 and found["by_kind"]["b"]["reward_accuracy"] == 0.5
+    assert evaluation.shorter_answer_accuracy([pair("x", "ab", "ab")]) == 0.5  # a tie counts half

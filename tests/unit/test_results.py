@@ -26,8 +26,9 @@ def test_header_and_training_summary():
     head = results.header("nb", "smoke")
     assert head["notebook"] == "nb" and head["profile"] == "smoke" and "trl" in head["versions"]
     cost = runtime.Measurement(seconds=12.345, peak_memory_mb=1000.04, memory_kind="process peak RSS")
-    log = [{"loss": 2.0, "step": 1}, {"loss": 1.0, "step": 2}, {"train_runtime": 1, "step": 2}]
+    log = [{"loss": 2.0, "step": 1, "epoch": 0.5}, {"loss": 1.0, "step": 2, "epoch": 1.0}, {"train_runtime": 1, "step": 2, "epoch": 1.0}]
     summary = results.training_summary(log, cost)
+    assert summary["epochs"] == 1.0 and results.training_summary(log[:1], cost)["epochs"] == 0.5
     assert summary["steps"] == 2 and summary["first_train_loss"] == 2.0 and summary["last_train_loss"] == 1.0
     assert summary["train"] == {"seconds": 12.35, "peak_memory_mb": 1000.0, "memory_kind": "process peak RSS"}
     with pytest.raises(ValueError, match="logging_steps"):
