@@ -22,7 +22,8 @@ def generate(
     chat: bool = True,
     batch_size: int = 8,
 ) -> list[str]:
-    """Answer each prompt; temperature 0 means greedy (deterministic). chat=False continues raw text.
+    """Answer each prompt; temperature 0 means greedy (deterministic). chat=False continues raw text (leading
+    whitespace kept, so that prompt + answer is the continued text).
 
     Prompts are batched with left padding, so that every answer starts right after its prompt.
     """
@@ -50,7 +51,9 @@ def generate(
                     **sampling,
                 )
             new_tokens = output[:, batch["input_ids"].shape[1] :]
-            answers += [a.strip() for a in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+            decoded = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+            # A raw continuation keeps its leading whitespace: it may be the newline and indent that continue a line.
+            answers += [a.strip() if chat else a.rstrip() for a in decoded]
     finally:
         model.train(was_training)
         tokenizer.padding_side = side

@@ -16,6 +16,9 @@ def test_raw_text_continuation(smol):
     model, tokenizer = smol
     out = generation.generate(model, tokenizer, ["def add(a, b):\n    return"], max_new_tokens=5, chat=False)
     assert out[0]
+    # The continuation keeps its leading whitespace (the space before the returned expression): prompt + answer is
+    # the text the model wrote. (Chat answers are stripped.)
+    assert out[0][0].isspace() and not out[0].endswith((" ", "\n"))
 
 
 def test_generation_keeps_training_mode(smol):
