@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,11 @@ HELD = ("torch", "torchvision", "torchaudio", "numpy", "triton")
 def in_colab(env: dict[str, str] | None = None) -> bool:
     """True inside a Colab runtime (COLAB_RELEASE_TAG is set there)."""
     return "COLAB_RELEASE_TAG" in (os.environ if env is None else env)
+
+
+def normalize(name: str) -> str:
+    """A distribution name in canonical form (PEP 503): lower case, runs of '_', '.' and '-' as '-'."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def split_pin(pin: str) -> tuple[str, str]:

@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+from helpers import DATA_DIR  # noqa: F401  (re-exported: data.DATA_DIR)
+
 ALPACA_FIELDS = ("instruction", "input", "output")
 ALPACA_HUB_ID = "yahma/alpaca-cleaned"
 

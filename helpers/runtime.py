@@ -17,7 +17,20 @@ VERSIONED_PACKAGES = ("torch", "transformers", "trl", "peft", "unsloth", "unslot
 
 def in_colab() -> bool:
     """True inside Google Colab."""
-    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+    from helpers import colab
+
+    return "google.colab" in sys.modules or colab.in_colab()
+
+
+def env_flag(name: str, env: dict[str, str] | None = None, use: str = "") -> bool:
+    """An on/off environment variable: unset, "", 0, false or no is off; 1, true or yes is on; anything else raises
+    ValueError saying how to set it (`use` completes "use NAME=1...")."""
+    value = (os.environ if env is None else env).get(name, "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise ValueError(f"{name}={value!r} is not understood: use {name}=1{use} or unset it.")
 
 
 def has_gpu() -> bool:
@@ -66,12 +79,7 @@ def emulated() -> str | None:
 
 def profile(env: dict[str, str] | None = None) -> str:
     """The run profile: 'smoke' when SMOKE_TEST is set to 1/true/yes, else 'full'."""
-    value = (os.environ if env is None else env).get("SMOKE_TEST", "").strip().lower()
-    if value in ("", "0", "false", "no"):
-        return "full"
-    if value in ("1", "true", "yes"):
-        return "smoke"
-    raise ValueError(f"SMOKE_TEST={value!r} is not understood: use SMOKE_TEST=1 for the smoke profile or unset it.")
+    return "smoke" if env_flag("SMOKE_TEST", env, " for the smoke profile") else "full"
 
 
 def seed_everything(seed: int) -> None:

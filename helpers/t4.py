@@ -22,7 +22,6 @@ TRL 1.15, accelerate 1.15 and torch 2.13):
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -38,12 +37,9 @@ _state: dict[str, Any] = {}
 
 def asked(env: dict[str, str] | None = None) -> bool:
     """True when SMOL_EMULATE_T4 is 1/true/yes."""
-    value = (os.environ if env is None else env).get(ENV_VAR, "").strip().lower()
-    if value in ("", "0", "false", "no"):
-        return False
-    if value in ("1", "true", "yes"):
-        return True
-    raise ValueError(f"{ENV_VAR}={value!r} is not understood: use {ENV_VAR}=1 or unset it.")
+    from helpers.runtime import env_flag
+
+    return env_flag(ENV_VAR, env)
 
 
 def active() -> bool:

@@ -30,11 +30,12 @@ import time
 import zipfile
 from pathlib import Path
 
+from helpers.colab import HELD, normalize, split_pin
+
 ROOT = Path(__file__).resolve().parent.parent
 FREEZE = ROOT / "tests" / "colab" / "colab-freeze.txt"
 VENV = ROOT / "venv-colab-sim"
 REPORT = ROOT / "runs" / "colab-sim" / "report.json"
-HELD = ("torch", "torchvision", "torchaudio", "numpy", "triton")
 # This machine's CPU torch wheel stands in for Colab's CUDA build. torchvision and torchaudio are left out: the registry
 # has only CUDA builds of them, which do not load with a CPU torch, and Unsloth's import refuses such a torchvision
 # ("operator torchvision::nms does not exist"; measured 2026-11-29). On Colab the three come as one matched CUDA set.
@@ -64,7 +65,7 @@ def colab_freeze(path: Path = FREEZE) -> dict[str, str]:
         line = line.strip()
         if line and not line.startswith("#"):
             name, version = line.split("==", 1)
-            found[name.lower().replace("_", "-")] = version
+            found[normalize(name)] = version
     return found
 
 
@@ -76,7 +77,7 @@ def pip(python: Path, *args: str, quiet: bool = True) -> None:
 def installed(python: Path) -> dict[str, str]:
     out = subprocess.run([str(python), "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
                          check=True, capture_output=True, text=True).stdout
-    return {row["name"].lower().replace("_", "-"): row["version"] for row in json.loads(out)}
+    return {normalize(row["name"]): row["version"] for row in json.loads(out)}
 
 
 def build_venv(freeze: dict[str, str]) -> Path:
@@ -192,14 +193,14 @@ def resolve_for_colab(notebook: Path, freeze: dict[str, str]) -> dict[str, str]:
             subprocess.run([sys.executable, "-m", "pip", "install", *target, *extra, "-c", str(stubs / "held.txt"),
                             "--report", str(report), *packages], check=True)
             for item in json.loads(report.read_text())["install"]:
-                resolved[item["metadata"]["name"].lower().replace("_", "-")] = item["metadata"]["version"]
+                resolved[normalize(item["metadata"]["name"])] = item["metadata"]["version"]
     moved = {name: resolved.get(name) for name in HELD if resolved.get(name) != freeze[name]}
     assert not moved, f"{notebook.name}: for Python 3.13 the pins would move {moved}"
     nvidia = [n for n in resolved if n.startswith("nvidia-")]
     assert not nvidia, f"{notebook.name}: for Python 3.13 the pins would pull {nvidia}"
     for pin in [*pins, *no_deps]:
-        name, version = pin.split("==")
-        assert resolved.get(name.lower().replace("_", "-")) == version, f"{pin} did not resolve for Python 3.13"
+        name, version = split_pin(pin)
+        assert resolved.get(normalize(name)) == version, f"{pin} did not resolve for Python 3.13"
     return resolved
 
 

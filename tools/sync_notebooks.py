@@ -19,6 +19,8 @@ import sys
 import tarfile
 from pathlib import Path
 
+from helpers.colab import normalize
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # What Colab's image lacks (or has too old), installed with their dependencies while Colab's torch, torchvision,
@@ -95,10 +97,6 @@ def read_pins(path: Path) -> dict[str, str]:
             name = line.split("==", 1)[0].strip()
             pins[normalize(name)] = line
     return pins
-
-
-def normalize(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
 
 
 def colab_pins() -> tuple[list[str], list[str]]:

@@ -100,3 +100,8 @@ def test_loaded_distributions_and_held_constraints_read_this_process():
 
     assert colab.loaded_distributions()["numpy"] == numpy.__version__
     assert f"numpy=={numpy.__version__}" in colab.held_constraints()
+
+
+def test_normalize_gives_the_canonical_distribution_name():
+    assert colab.normalize("hf_transfer") == colab.normalize("HF-Transfer") == "hf-transfer"
+    assert colab.normalize("zope.interface") == "zope-interface" and colab.normalize("a__b") == "a-b"

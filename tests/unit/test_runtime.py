@@ -47,3 +47,13 @@ def test_measure_times_a_block_and_reports_memory():
     assert m.memory_kind in ("process peak RSS", "GPU max allocated")
     assert set(m.as_dict()) == {"seconds", "peak_memory_mb", "memory_kind"}
     del blob
+
+
+@pytest.mark.parametrize("value, expected", [(None, False), ("no", False), ("0", False), ("1", True), ("TRUE", True)])
+def test_env_flag(value, expected):
+    assert runtime.env_flag("SOME_FLAG", {} if value is None else {"SOME_FLAG": value}) is expected
+
+
+def test_env_flag_says_how_to_set_it():
+    with pytest.raises(ValueError, match=r"SOME_FLAG='maybe' is not understood: use SOME_FLAG=1 to do it or unset it\."):
+        runtime.env_flag("SOME_FLAG", {"SOME_FLAG": "maybe"}, " to do it")
