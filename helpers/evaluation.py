@@ -157,23 +157,3 @@ def shorter_answer_accuracy(pairs: list[dict[str, Any]]) -> float:
 
     margins = [length(p["rejected"]) - length(p["chosen"]) for p in pairs]
     return _win_rate([float(m) for m in margins])
-
-
-def solve_rate(model: Any, tokenizer: Any, problems: list[dict], max_new_tokens: int = 128, batch_size: int = 16) -> dict[str, Any]:
-    """Greedy answers to GRPO problems: accuracy, format-compliance rate, and one row per problem with its rewards."""
-    from helpers import generation, problems as problem_set, rewards
-
-    completions = generation.generate(model, tokenizer, [problem_set.to_prompt(p) for p in problems], max_new_tokens, batch_size=batch_size)
-    answers = [p["answer"] for p in problems]
-    correct = rewards.correctness_reward(completions, answer=answers)
-    formatted = rewards.format_reward(completions)
-    partial = rewards.partial_credit_reward(completions)
-    rows = [
-        {"question": p["question"], "answer": p["answer"], "completion": c, "format": f, "correctness": k, "partial": s}
-        for p, c, f, k, s in zip(problems, completions, formatted, correct, partial)
-    ]
-    return {
-        "accuracy": sum(k > 0 for k in correct) / len(problems),
-        "format_rate": sum(formatted) / len(problems),
-        "rows": rows,
-    }

@@ -21,8 +21,9 @@ def generate(
     temperature: float = 0.0,
     chat: bool = True,
     batch_size: int = 8,
+    top_p: float = 0.95,
 ) -> list[str]:
-    """Answer each prompt; temperature 0 means greedy (deterministic). chat=False continues raw text (leading
+    """Answer each prompt; temperature 0 means greedy (deterministic), otherwise sampled with nucleus `top_p`. chat=False continues raw text (leading
     whitespace kept, so that prompt + answer is the continued text).
 
     Prompts are batched with left padding, so that every answer starts right after its prompt.
@@ -33,7 +34,7 @@ def generate(
         tokenizer.apply_chat_template(as_messages(p), tokenize=False, add_generation_prompt=True) if chat else p
         for p in prompts
     ]
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": 0.95} if temperature > 0 else {"do_sample": False}
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
     was_training, side = model.training, tokenizer.padding_side
     model.eval()
     tokenizer.padding_side = "left"

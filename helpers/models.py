@@ -157,3 +157,17 @@ def count_parameters(model: Any) -> dict[str, int | float]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"trainable": trainable, "total": total, "trainable_percent": round(100 * trainable / total, 3)}
+
+
+def trainable_snapshot(model: Any) -> dict[str, Any]:
+    """A detached copy of every trainable tensor, to measure later how far training moved them (weight_change)."""
+    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def weight_change(snapshot: dict[str, Any], model: Any) -> float:
+    """Relative change of the trainable weights since `snapshot`: ||W_now - W_then|| / ||W_then|| over all of them
+    (0.0 means training did not move them at all)."""
+    current = dict(model.named_parameters())
+    moved = sum(float((current[name].detach() - old).float().pow(2).sum()) for name, old in snapshot.items())
+    size = sum(float(old.float().pow(2).sum()) for old in snapshot.values())
+    return (moved / size) ** 0.5 if size else 0.0

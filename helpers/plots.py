@@ -75,8 +75,11 @@ def plot_losses(log_history: list[dict[str, Any]], path: str | Path | None = Non
     return fig
 
 
-def plot_bars(values: dict[str, dict[str, float]], path: str | Path | None = None, title: str = "", ylabel: str = "") -> plt.Figure:
-    """Grouped bars, e.g. {"Hindi": {"before": 3.1, "after": 2.4}, "English": {...}}."""
+def plot_bars(
+    values: dict[str, dict[str, float]], path: str | Path | None = None, title: str = "", ylabel: str = "", lines: dict[str, float] | None = None
+) -> plt.Figure:
+    """Grouped bars, e.g. {"Hindi": {"before": 3.1, "after": 2.4}, "English": {...}}; `lines` adds labelled dashed
+    horizontal lines, e.g. {"pass@8": 0.7}."""
     groups = list(values)
     series_names = list(next(iter(values.values())))
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(groups), 3.6))
@@ -85,6 +88,8 @@ def plot_bars(values: dict[str, dict[str, float]], path: str | Path | None = Non
         xs = [g + i * width for g in range(len(groups))]
         bars = ax.bar(xs, [values[g][name] for g in groups], width, label=name)
         ax.bar_label(bars, fmt="%.3g", fontsize=8)
+    for (label, y), color in zip((lines or {}).items(), ("0.3", "tab:red", "tab:purple")):
+        ax.axhline(y, linestyle="--", linewidth=1, color=color, label=f"{label}: {y:.3g}")
     ax.set_xticks([g + width * (len(series_names) - 1) / 2 for g in range(len(groups))], groups)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

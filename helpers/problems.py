@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import Any
 
 SYSTEM_PROMPT = (
     "Solve the problem. First think step by step inside <reasoning> </reasoning>, "
@@ -102,3 +103,56 @@ def worked_solution(problem: dict) -> str:
 def warmup_rows(problems: list[dict]) -> list[dict]:
     """Prompt-completion rows (for SFTTrainer) that show the answer format on worked solutions."""
     return [{"prompt": to_prompt(p), "completion": [{"role": "assistant", "content": worked_solution(p)}]} for p in problems]
+
+
+def solve_rate(model: Any, tokenizer: Any, problems: list[dict], max_new_tokens: int = 128, batch_size: int = 32) -> dict[str, Any]:
+    """Greedy answers to `problems`: accuracy, format-compliance rate, accuracy per level, and one row per problem."""
+    from helpers import generation, rewards
+
+    completions = generation.generate(model, tokenizer, [to_prompt(p) for p in problems], max_new_tokens, batch_size=batch_size)
+    correct = rewards.correctness_reward(completions, answer=[p["answer"] for p in problems])
+    formatted = rewards.format_reward(completions)
+    partial = rewards.partial_credit_reward(completions)
+    rows = [
+        {"question": p["question"], "answer": p["answer"], "completion": c, "format": f, "correctness": k, "partial": s}
+        for p, c, f, k, s in zip(problems, completions, formatted, correct, partial)
+    ]
+    by_level = {}
+    for level in sorted({p["level"] for p in problems}):
+        hits = [k > 0 for p, k in zip(problems, correct) if p["level"] == level]
+        by_level[level] = round(sum(hits) / len(hits), 4)
+    return {
+        "accuracy": sum(k > 0 for k in correct) / len(problems),
+        "format_rate": sum(formatted) / len(problems),
+        "by_level": by_level,
+        "rows": rows,
+    }
+
+
+def pass_at_k(
+    model: Any, tokenizer: Any, problems: list[dict], k: int, max_new_tokens: int = 128, temperature: float = 1.0, batch_size: int = 32
+) -> dict[str, Any]:
+    """Sample `k` answers per problem, as GRPO does (temperature, no top-p cut), and count how many are right.
+
+    pass_at_k: share of problems with at least one right answer (what GRPO can reinforce);
+    mean_success: share of all samples that are right;
+    mixed: share of problems whose k samples are neither all right nor all wrong. Only those give GRPO a gradient
+    from the correctness reward: a group where every sample scores the same has zero advantage.
+    """
+    from helpers import generation, rewards
+
+    prompts = [to_prompt(p) for p in problems for _ in range(k)]
+    completions = generation.generate(model, tokenizer, prompts, max_new_tokens, temperature=temperature, top_p=1.0, batch_size=batch_size)
+    correct = rewards.correctness_reward(completions, answer=[p["answer"] for p in problems for _ in range(k)])
+    rights = [sum(c > 0 for c in correct[i * k : (i + 1) * k]) for i in range(len(problems))]
+
+    def summary(counts: list[int]) -> dict[str, float]:
+        return {
+            "problems": len(counts),
+            "pass_at_k": round(sum(r > 0 for r in counts) / len(counts), 4),
+            "mean_success": round(sum(counts) / (k * len(counts)), 4),
+            "mixed": round(sum(0 < r < k for r in counts) / len(counts), 4),
+        }
+
+    levels = sorted({p["level"] for p in problems})
+    return {"k": k, **summary(rights), "by_level": {lv: summary([r for p, r in zip(problems, rights) if p["level"] == lv]) for lv in levels}}

@@ -54,12 +54,16 @@ def test_03_dpo_prefers_chosen_answers_more_after_training():
     assert by_kind["helpful-vs-evasive"]["shorter_answer_accuracy"] <= 0.5  # ... and not these
 
 
-def test_04_grpo_measures_accuracy_and_format():
+def test_04_cold_start_teaches_the_format_and_grpo_moves_the_adapter():
     run = load("04_grpo_reasoning")
-    for key in ("heldout_accuracy", "heldout_format_rate"):
-        assert 0 <= run[key]["before"] <= 1 and 0 <= run[key]["after"] <= 1
-    # the format warm-up is what gives GRPO non-zero rewards: it must teach the format
-    assert run["after_warmup"]["heldout_format_rate"] > run["heldout_format_rate"]["before"]
+    # the SFT cold start is what gives GRPO non-zero rewards: it must teach the format
+    assert run["after_cold_start"]["heldout_format_rate"] > run["heldout_format_rate"]["before"]
+    # GRPO itself must do something: the adapter moved, and at least one step had a group with different rewards
+    assert run["grpo_weight_change"] > 1e-4, "GRPO did not move the LoRA weights"
+    assert run["steps_with_reward_signal"] >= 1, "every GRPO group scored the same: no step had a gradient"
+    headroom = run["after_cold_start"]["pass_at_k"]
+    assert headroom["pass_at_k"] >= headroom["mean_success"]  # any-of-k is at least the average sample
+    assert run["grpo_gain"] == round(run["heldout_accuracy"]["after"] - run["after_cold_start"]["heldout_accuracy"], 4)
     assert {"completion", "format", "correctness", "partial"} <= set(run["samples"][0])
 
 

@@ -94,3 +94,19 @@ def test_pre_tokenizer_and_decoder_match_the_hub(tokenizer):
     assert tokenizer.tokenize("2026") == ["2", "0", "2", "6"]
     for text in ["Hello  world\n\tdone", "café naïve — “quotes”", "नमस्ते, आप कैसे हैं?", "def f(x):\n    return x ** 2\n"]:
         assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text
+
+
+def test_weight_change_is_zero_until_a_trainable_weight_moves():
+    import torch
+
+    layer = torch.nn.Linear(4, 4)
+    layer.bias.requires_grad_(False)
+    snapshot = models.trainable_snapshot(layer)
+    assert set(snapshot) == {"weight"}
+    assert models.weight_change(snapshot, layer) == 0.0
+    with torch.no_grad():
+        layer.bias += 1.0  # frozen: not counted
+    assert models.weight_change(snapshot, layer) == 0.0
+    with torch.no_grad():
+        layer.weight.mul_(1.1)
+    assert abs(models.weight_change(snapshot, layer) - 0.1) < 1e-5

@@ -37,6 +37,13 @@ def test_plot_curves_and_bars(tmp_path):
     assert len(fig.axes[0].patches) == 4 and (tmp_path / "b.png").exists()
 
 
+def test_bars_can_carry_labelled_reference_lines():
+    fig = plots.plot_bars({"accuracy": {"before": 0.4, "after": 0.5}}, lines={"pass@8": 0.7})
+    (line,) = fig.axes[0].get_lines()
+    assert list(line.get_ydata()) == [0.7, 0.7]
+    assert "pass@8: 0.7" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+
 def test_step_axes_have_whole_number_ticks():
     fig = plots.plot_metrics(LOG, ["loss"])
     fig.canvas.draw()

@@ -92,3 +92,62 @@ def test_partial_credit_reward_shapes():
 def test_completion_text_rejects_unknown_types():
     with pytest.raises(TypeError):
         rewards.completion_text(7)
+
+
+def fake_generate(answers_by_question):
+    """A stand-in for generation.generate that answers from a table: question -> list of answers, used in turn."""
+    used = {}
+
+    def generate(model, tokenizer, prompts, max_new_tokens, temperature=0.0, top_p=0.95, batch_size=8, chat=True):
+        out = []
+        for prompt in prompts:
+            question = prompt[-1]["content"]
+            index = used.get(question, 0)
+            used[question] = index + 1
+            out.append(answers_by_question[question][index % len(answers_by_question[question])])
+        return out
+
+    return generate
+
+
+def tagged(n):
+    return f"<reasoning>work</reasoning>\n<answer>{n}</answer>"
+
+
+SET = [
+    {"question": "What is 1 + 1?", "answer": 2, "level": 1},
+    {"question": "What is 12 + 30?", "answer": 42, "level": 2},
+    {"question": "What is 2 * 3 + 4?", "answer": 10, "level": 3},
+    {"question": "What is 3 * 3 + 1?", "answer": 10, "level": 3},
+]
+
+
+def test_solve_rate_counts_right_answers_format_and_levels(monkeypatch):
+    from helpers import generation
+
+    answers = {"What is 1 + 1?": [tagged(2)], "What is 12 + 30?": ["42"], "What is 2 * 3 + 4?": [tagged(10)], "What is 3 * 3 + 1?": [tagged(9)]}
+    monkeypatch.setattr(generation, "generate", fake_generate(answers))
+    result = problems.solve_rate(None, None, SET)
+    assert result["accuracy"] == 0.5  # "42" has no answer tag: wrong; 9 is wrong
+    assert result["format_rate"] == 0.75
+    assert result["by_level"] == {1: 1.0, 2: 0.0, 3: 0.5}
+    assert [row["correctness"] for row in result["rows"]] == [2.0, 0.0, 2.0, 0.0]
+
+
+def test_pass_at_k_separates_any_right_mean_and_mixed_groups(monkeypatch):
+    from helpers import generation
+
+    answers = {
+        "What is 1 + 1?": [tagged(2)] * 4,                              # all right: no gradient
+        "What is 12 + 30?": [tagged(41)] * 4,                           # all wrong: no gradient
+        "What is 2 * 3 + 4?": [tagged(10), tagged(9), tagged(9), tagged(9)],  # 1 of 4: mixed
+        "What is 3 * 3 + 1?": [tagged(10), tagged(10), tagged(10), tagged(1)],  # 3 of 4: mixed
+    }
+    monkeypatch.setattr(generation, "generate", fake_generate(answers))
+    result = problems.pass_at_k(None, None, SET, k=4)
+    assert result["k"] == 4 and result["problems"] == 4
+    assert result["pass_at_k"] == 0.75
+    assert result["mean_success"] == round((4 + 0 + 1 + 3) / 16, 4)
+    assert result["mixed"] == 0.5
+    assert result["by_level"][3] == {"problems": 2, "pass_at_k": 1.0, "mean_success": 0.5, "mixed": 1.0}
+    assert result["by_level"][2]["pass_at_k"] == 0.0

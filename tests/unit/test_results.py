@@ -93,3 +93,21 @@ def test_readme_reference_table_is_generated_from_data_reference(tmp_path, monke
     monkeypatch.setattr(readme_results, "README", readme)
     assert readme_results.main(["--check"]) == 1
     assert readme_results.main([]) == 0 and readme_results.main(["--check"]) == 0
+
+
+def test_committed_full_references_meet_the_lesson_targets():
+    """The effect each lesson is named for, in every committed full-profile reference (issue targets)."""
+    checked = 0
+    for path in sorted(results.REFERENCE_DIR.glob("04_grpo_reasoning/full-*/results.json")):
+        run = json.loads(path.read_text(encoding="utf-8"))
+        assert run["heldout_problems"] >= 200, path
+        assert run["grpo_gain"] >= 0.05, f"{path}: GRPO's own held-out gain {run['grpo_gain']} is under 0.05"
+        checked += 1
+    for path in sorted(results.REFERENCE_DIR.glob("03_dpo_alignment/full-*/results.json")):
+        run = json.loads(path.read_text(encoding="utf-8"))
+        kinds = run["heldout_by_kind"].values()
+        length_only = sum(k["shorter_answer_accuracy"] * k["pairs"] for k in kinds) / sum(k["pairs"] for k in kinds)
+        assert run["heldout_reward_accuracy"]["after"] > length_only, f"{path}: DPO does no better than 'prefer the shorter answer'"
+        assert run["heldout_by_kind"]["helpful-vs-evasive"]["reward_accuracy"]["after"] > 0.5, path
+        checked += 1
+    assert checked, "no full-profile reference for 03 or 04 under data/reference/"
