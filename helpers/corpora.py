@@ -206,3 +206,30 @@ def parses(code: str) -> bool:
     except (SyntaxError, ValueError):
         return False
     return True
+
+
+def next_line_tasks(functions: list[dict[str, str]], per_function: int = 3, min_chars: int = 12) -> list[dict[str, str]]:
+    """Line-completion tasks (as in CodeXGLUE's line-level completion) from functions {code, prompt}: the code up to the
+    end of one body line, without its newline, as `prompt`, and the next line (stripped) as `target`. Per function,
+    up to `per_function` target lines spread over the body, skipping the first body line, blank lines, comments and
+    lines under `min_chars` characters (such as `else:`), which are too easy to tell anything."""
+    tasks = []
+    for function in functions:
+        code, header = function["code"], function["prompt"]
+        if not code.startswith(header):
+            continue
+        lines = code.splitlines(keepends=True)
+        starts = [sum(map(len, lines[:i])) for i in range(len(lines))]
+        body = [i for i, line in enumerate(lines) if starts[i] >= len(header)]
+        candidates = [i for i in body[1:] if len(lines[i].strip()) >= min_chars and not lines[i].lstrip().startswith("#")]
+        if not candidates:
+            continue
+        step = len(candidates) / min(per_function, len(candidates))
+        for i in sorted({candidates[int(k * step)] for k in range(min(per_function, len(candidates)))}):
+            tasks.append({"name": function.get("name", ""), "prompt": code[: starts[i]].rstrip("\n"), "target": lines[i].strip()})
+    return tasks
+
+
+def first_line(continuation: str) -> str:
+    """The first non-blank line of a raw continuation, stripped (what a line-completion task compares)."""
+    return next((line.strip() for line in continuation.splitlines() if line.strip()), "")

@@ -22,8 +22,12 @@ def generate(
     chat: bool = True,
     batch_size: int = 8,
     top_p: float = 0.95,
+    seed: int | None = None,
+    **generate_kwargs: Any,
 ) -> list[str]:
-    """Answer each prompt; temperature 0 means greedy (deterministic), otherwise sampled with nucleus `top_p`. chat=False continues raw text (leading
+    """Answer each prompt; temperature 0 means greedy (deterministic), otherwise sampled with nucleus `top_p`
+    (reproducibly when `seed` is given). Extra keyword arguments go to `model.generate`, e.g. `repetition_penalty=1.2`
+    or `no_repeat_ngram_size=3`. chat=False continues raw text (leading
     whitespace kept, so that prompt + answer is the continued text).
 
     Prompts are batched with left padding, so that every answer starts right after its prompt.
@@ -39,6 +43,10 @@ def generate(
     model.eval()
     tokenizer.padding_side = "left"
     answers = []
+    if seed is not None:
+        from transformers import set_seed
+
+        set_seed(seed)
     try:
         for start in range(0, len(texts), batch_size):
             batch = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
@@ -50,6 +58,7 @@ def generate(
                     pad_token_id=tokenizer.pad_token_id,
                     eos_token_id=tokenizer.eos_token_id,
                     **sampling,
+                    **generate_kwargs,
                 )
             new_tokens = output[:, batch["input_ids"].shape[1] :]
             decoded = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
@@ -103,3 +112,31 @@ def show_comparison(prompts: list[Prompt], before: list[str], after: list[str]) 
     rows = comparison_rows(prompts, {"before": before, "after": after})
     show_table(rows)
     return rows
+
+
+def loop_check(text: str, script: Any = None, min_share: float = 0.5, min_distinct: float = 0.5) -> dict[str, Any]:
+    """Does a continuation stay in the script and avoid loops? `script_share`: share of its letters that match `script`
+    (a compiled regex; Devanagari by default); `distinct_bigrams`: distinct word bigrams / all word bigrams (a loop like
+    "में में में" scores near 0). `passes` needs both at or above their thresholds."""
+    import re
+
+    script = script or re.compile(r"[\u0900-\u097F]")
+    letters = [c for c in text if c.isalpha() or "\u0900" <= c <= "\u097F"]
+    share = sum(bool(script.match(c)) for c in letters) / len(letters) if letters else 0.0
+    words = text.split()
+    bigrams = list(zip(words, words[1:]))
+    distinct = len(set(bigrams)) / len(bigrams) if bigrams else 0.0
+    return {"script_share": round(share, 3), "distinct_bigrams": round(distinct, 3), "passes": share >= min_share and distinct >= min_distinct}
+
+
+def chars_per_second(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int) -> dict[str, float]:
+    """Greedy raw-text generation speed: characters written per second over `prompts` (one at a time, exactly
+    `max_new_tokens` new tokens each, so that an early end of text does not flatter a tokenizer)."""
+    import time
+
+    start, chars = time.perf_counter(), 0
+    for prompt in prompts:
+        (text,) = generate(model, tokenizer, [prompt], max_new_tokens, chat=False, min_new_tokens=max_new_tokens)
+        chars += len(text)
+    seconds = time.perf_counter() - start
+    return {"chars": chars, "tokens": max_new_tokens * len(prompts), "seconds": round(seconds, 2), "chars_per_second": round(chars / seconds, 2)}

@@ -19,6 +19,15 @@ def series(log_history: list[dict[str, Any]], key: str) -> tuple[list[int], list
     return [s for s, _ in points], [v for _, v in points]
 
 
+def running_mean(values: list[float], window: int) -> list[float]:
+    """Mean of the last `window` values at each point (fewer at the start)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v - (values[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
+
+
 def _step_axis(ax: plt.Axes) -> None:
     """Label the x axis 'step' and tick it at whole steps only."""
     ax.set_xlabel("step")
@@ -31,8 +40,10 @@ def plot_metrics(
     path: str | Path | None = None,
     title: str = "",
     ncols: int = 3,
+    smooth: int = 0,
 ) -> plt.Figure:
-    """One small panel per metric over training steps; saved to `path` when given. Missing keys are skipped."""
+    """One small panel per metric over training steps; saved to `path` when given. Missing keys are skipped.
+    `smooth` > 1 draws the raw values faintly and their running mean over that many steps on top (noisy RL curves)."""
     present = [k for k in keys if series(log_history, k)[0]]
     if not present:
         raise ValueError(f"none of {keys} was logged; logged keys: {sorted({k for e in log_history for k in e})}")
@@ -41,7 +52,12 @@ def plot_metrics(
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows), squeeze=False)
     for ax, key in zip(axes.flat, present):
         steps, values = series(log_history, key)
-        ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3)
+        if smooth > 1 and len(values) > smooth:
+            ax.plot(steps, values, color="tab:blue", alpha=0.3, linewidth=1, label="per step")
+            ax.plot(steps, running_mean(values, smooth), color="tab:blue", linewidth=2, label=f"mean of last {smooth}")
+            ax.legend(fontsize=7)
+        else:
+            ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3)
         ax.set_title(key)
         _step_axis(ax)
         ax.grid(alpha=0.3)
@@ -82,7 +98,7 @@ def plot_bars(
     horizontal lines, e.g. {"pass@8": 0.7}."""
     groups = list(values)
     series_names = list(next(iter(values.values())))
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(groups), 3.6))
+    fig, ax = plt.subplots(figsize=(3.8 + 1.6 * len(groups), 3.6))
     width = 0.8 / len(series_names)
     for i, name in enumerate(series_names):
         xs = [g + i * width for g in range(len(groups))]
@@ -93,7 +109,8 @@ def plot_bars(
     ax.set_xticks([g + width * (len(series_names) - 1) / 2 for g in range(len(groups))], groups)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend()
+    ax.margins(y=0.12)  # room for the bar labels
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # beside the bars, never over them
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=110)

@@ -149,3 +149,40 @@ def init_new_embeddings(model: Any, old_tokenizer: Any, new_tokenizer: Any) -> l
         if output.data_ptr() != weights.data_ptr():  # untied: give the output rows the same start
             output[new_ids] = weights[new_ids]
     return new_ids
+
+
+def embedding_copies(model: Any) -> list[Any]:
+    """The trainable `embed_tokens` / `lm_head` copies that PEFT's `modules_to_save` made: two matrices, or one when
+    they stay tied (the same tensor is listed once)."""
+    found: list[Any] = []
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if name.endswith("modules_to_save.default.weight") and all(p is not q for q in found):
+            found.append(p)
+    if not found:
+        raise ValueError("no modules_to_save copies found: add the adapters with modules_to_save=['embed_tokens', 'lm_head'] first")
+    return found
+
+
+def train_new_rows_only(model: Any, new_ids: list[int]) -> Any:
+    """EEVE's first stage: freeze every weight except the embedding copies, and mask their gradients so that only the
+    rows of `new_ids` learn (the old rows get a zero gradient, so Adam without weight decay leaves them exactly as they
+    were). Returns a function that undoes it: hooks removed, the earlier trainable flags restored."""
+    import torch
+
+    flags = {id(p): p.requires_grad for p in model.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(False)
+    handles = []
+    for weight in embedding_copies(model):
+        mask = torch.zeros(weight.shape[0], 1, dtype=weight.dtype, device=weight.device)
+        mask[new_ids] = 1.0
+        weight.requires_grad_(True)
+        handles.append(weight.register_hook(lambda grad, mask=mask: grad * mask))
+
+    def undo() -> None:
+        for handle in handles:
+            handle.remove()
+        for p in model.parameters():
+            p.requires_grad_(flags[id(p)])
+
+    return undo

@@ -75,6 +75,19 @@ def test_05_hindi_bits_per_char_fall_and_reload_is_identical():
     assert run["fertility"]["extended"]["english"] == run["fertility"]["base"]["english"]
     assert run["extended_vocab"]["english_ids_unchanged"] is True
     assert run["reload_identical"] == {"plain": True, "extended": True}
+    # EEVE stage 1 trained the new rows and left every old row exactly as it was
+    stage1 = run["extended_vocab"]["stage1"]
+    assert stage1["old_rows_unchanged"] is True and stage1["new_rows_change"] > 0 and stage1["steps"] == run["settings"]["stage1_steps"]
+    assert run["extended_vocab"]["steps"] == run["steps"]  # equal optimizer steps for the two runs
+    # the probe checks are computed on the continuations the notebook saved
+    from helpers import generation
+
+    for side in ("before", "after", "extended_after"):
+        probes = run["probes"][side]
+        assert [generation.loop_check(t) for t in probes["greedy"]] == probes["checks"]
+    assert run["probe_passes"]["CPT"] == sum(c["passes"] for c in run["probes"]["after"]["checks"])
+    speed = run["generation_chars_per_second"]
+    assert all(s["chars"] > 0 and s["chars_per_second"] > 0 for s in speed.values())
     # Forgetting is measured on text the training data does not hold (no direction is claimed: it may go either way).
     for measured in (run, run["extended_vocab"]):
         for key in ("english_ood_bits_per_char", "chat_eval_loss"):
@@ -93,5 +106,11 @@ def test_06_code_bits_per_byte_fall_and_reload_is_identical():
         rate = sum(corpora.has_body(c["prompt"] + c[side]) for c in completions) / len(completions)
         assert abs(rate - run["completion_body_rate"][side]) < 1e-3, side
     assert run["reload_identical"] is True
+    # next-line exact match, recomputed from the generated lines the notebook saved
+    tasks = run["next_line_tasks"]
+    assert tasks and all(t["target"] for t in tasks) and any(t["before"] for t in tasks) and any(t["after"] for t in tasks)
+    for side in ("before", "after"):
+        rate = sum(t[side] == t["target"] for t in tasks) / len(tasks)
+        assert abs(rate - run["next_line_exact_match"][side]) < 1e-3, side
     for key in ("english_ood_bits_per_char", "chat_eval_loss"):
         assert all(math.isfinite(v) and v > 0 for v in run[key].values()), key

@@ -92,3 +92,33 @@ def test_has_body_needs_a_statement_beyond_the_docstring():
     assert not corpora.has_body(prompt + "    return (2 *\n")  # does not parse
     assert not corpora.has_body("x = 1\n")  # no function
     assert corpora.has_body("def f():\n    return 1\n")  # no docstring: the first statement counts
+
+
+def test_next_line_tasks_cut_at_line_ends_and_skip_trivial_lines():
+    code = (
+        'def f(items):\n'
+        '    """Sum the even items."""\n'
+        '    total = 0  # the running sum\n'
+        '    # a comment line\n'
+        '    for item in items:\n'
+        '        if item % 2 == 0:\n'
+        '            total += item\n'
+        '        else:\n'
+        '\n'
+        '            continue\n'
+        '    return total\n'
+    )
+    function = {"name": "f", "code": code, "prompt": 'def f(items):\n    """Sum the even items."""\n'}
+    tasks = corpora.next_line_tasks([function], per_function=10)
+    # not the first body line, no comment, no line under 12 characters ("else:", "continue")
+    assert [t["target"] for t in tasks] == ["for item in items:", "if item % 2 == 0:", "total += item", "return total"]
+    for task in tasks:
+        assert not task["prompt"].endswith("\n") and code.startswith(task["prompt"])
+        assert code[len(task["prompt"]) :].lstrip("\n").strip().startswith(task["target"])
+    assert len(corpora.next_line_tasks([function], per_function=2)) == 2
+    assert corpora.next_line_tasks([{**function, "prompt": "def g():\n"}]) == []  # prompt must be the code's start
+
+
+def test_first_line_of_a_continuation():
+    assert corpora.first_line("\n\n        total += item\n    return") == "total += item"
+    assert corpora.first_line("   \n") == ""

@@ -51,3 +51,25 @@ def test_batched_answers_equal_one_by_one(smol):
     single = [generation.generate(model, tokenizer, [p], max_new_tokens=10)[0] for p in prompts]
     assert batched == single
     assert tokenizer.padding_side == "right"  # restored
+
+
+def test_loop_check_flags_loops_and_the_wrong_script():
+    looped = generation.loop_check("में में में में में में")
+    assert looped["script_share"] == 1.0 and looped["distinct_bigrams"] == 0.2 and not looped["passes"]
+    fluent = generation.loop_check("मैं आज बाज़ार जा रहा हूँ और फल खरीदूँगा")
+    assert fluent == {"script_share": 1.0, "distinct_bigrams": 1.0, "passes": True}
+    english = generation.loop_check("I am going to the market today")
+    assert english["script_share"] == 0.0 and not english["passes"]
+    assert generation.loop_check("")["passes"] is False
+
+
+def test_seeded_sampling_repeats_and_generate_kwargs_reach_generate(smol):
+    model, tokenizer = smol
+    prompt = ["Once upon a time"]
+    first = generation.generate(model, tokenizer, prompt, 12, temperature=1.0, chat=False, seed=7)
+    assert first == generation.generate(model, tokenizer, prompt, 12, temperature=1.0, chat=False, seed=7)
+    exact = generation.generate(model, tokenizer, prompt, 12, chat=False, min_new_tokens=12)
+    assert len(tokenizer(exact[0], add_special_tokens=False)["input_ids"]) >= 10
+    speed = generation.chars_per_second(model, tokenizer, prompt, 8)
+    assert speed["tokens"] == 8 and speed["chars"] > 0 and speed["seconds"] > 0
+    assert abs(speed["chars_per_second"] - speed["chars"] / speed["seconds"]) < 0.05 * speed["chars_per_second"]

@@ -49,3 +49,12 @@ def test_step_axes_have_whole_number_ticks():
     fig.canvas.draw()
     ticks = fig.axes[0].get_xticks()
     assert len(ticks) > 1 and all(float(t).is_integer() for t in ticks)
+
+
+def test_running_mean_and_smoothed_panels():
+    assert plots.running_mean([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
+    log = [{"step": i, "reward": float(i % 2)} for i in range(1, 21)]
+    fig = plots.plot_metrics(log, ["reward"], smooth=5)
+    raw, smoothed = fig.axes[0].get_lines()
+    assert list(raw.get_ydata()) == [float(i % 2) for i in range(1, 21)]
+    assert abs(smoothed.get_ydata()[-1] - 0.4) < 1e-9  # steps 16-20: 0, 1, 0, 1, 0

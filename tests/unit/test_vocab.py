@@ -75,3 +75,45 @@ def test_new_embeddings_are_means_of_old_pieces(tokenizer, extended):
     a, b = merges[0]
     expected = (emb.weight[tokenizer.convert_tokens_to_ids(a)] + emb.weight[tokenizer.convert_tokens_to_ids(b)]) / 2
     assert torch.allclose(tiny.emb.weight[new_ids[0]], expected)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_stage_one_trains_only_the_new_rows_then_undo_restores_training(tied):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         num_key_value_heads=1, tie_word_embeddings=tied)
+    model = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=2, target_modules=["q_proj", "v_proj"], modules_to_save=["embed_tokens", "lm_head"]))
+    copies = vocab.embedding_copies(model)
+    assert len(copies) == 2  # PEFT gives each module its own copy, tied or not
+    lora_before = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+    rows_before = [c.detach().clone() for c in copies]
+    new_ids = [36, 37, 38, 39]
+    undo = vocab.train_new_rows_only(model, new_ids)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert len(trainable) == 2 and all(any(p is c for c in copies) for p in trainable)
+    optimizer = torch.optim.AdamW(trainable, lr=1e-2, weight_decay=0.0)
+    ids = torch.randint(0, 40, (2, 12))
+    for _ in range(3):
+        model(input_ids=ids, labels=ids).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    old = [i for i in range(40) if i not in new_ids]
+    for copy, start in zip(copies, rows_before):
+        assert torch.equal(copy[old], start[old]), "an old row moved in stage 1"
+        assert not torch.equal(copy[new_ids], start[new_ids]), "the new rows did not train"
+    assert all(torch.equal(p, lora_before[n]) for n, p in model.named_parameters() if "lora_" in n)
+    undo()
+    assert all(p.requires_grad for n, p in model.named_parameters() if "lora_" in n or "modules_to_save" in n)
+    model(input_ids=ids, labels=ids).loss.backward()
+    assert all(float(c.grad[old].abs().sum()) > 0 for c in copies), "the mask is still on after undo()"
+
+
+def test_embedding_copies_needs_modules_to_save():
+    import torch
+
+    with pytest.raises(ValueError, match="modules_to_save"):
+        vocab.embedding_copies(torch.nn.Linear(2, 2))
