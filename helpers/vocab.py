@@ -127,9 +127,11 @@ def extend_tokenizer(tokenizer: Any, merges: list[tuple[str, str]], save_dir: st
 
 
 def init_new_embeddings(model: Any, old_tokenizer: Any, new_tokenizer: Any) -> list[int]:
-    """Resize the model's embeddings to the new vocabulary; each new row = mean of the old rows of its old pieces.
+    """Resize the model's embeddings to the new vocabulary and initialise the new rows as EEVE does:
+    input row = mean of the input rows of the token's old pieces; output (lm_head) row = the output row of its *first*
+    old piece, so that the new token starts with the score the model already gives the piece it begins with.
 
-    SmolLM2 ties input and output embeddings, so the same row also serves as the new token's output vector.
+    A model with tied input and output embeddings (SmolLM2) is untied first: one matrix cannot hold both starts.
     Returns the new token ids.
     """
     import torch
@@ -138,16 +140,19 @@ def init_new_embeddings(model: Any, old_tokenizer: Any, new_tokenizer: Any) -> l
     new_vocab = new_tokenizer.get_vocab()
     new_ids = sorted(i for i in new_vocab.values() if i >= old_size)
     model.resize_token_embeddings(len(new_tokenizer), mean_resizing=False)
-    weights = model.get_input_embeddings().weight
+    inputs = model.get_input_embeddings().weight
+    head = model.get_output_embeddings()
+    if head.weight.data_ptr() == inputs.data_ptr():
+        head.weight = torch.nn.Parameter(inputs.detach().clone(), requires_grad=inputs.requires_grad)
+        model.config.tie_word_embeddings = False
+        model.config.get_text_config().tie_word_embeddings = False
     old_model = old_tokenizer.backend_tokenizer.model
     by_id = {i: t for t, i in new_vocab.items()}
     with torch.no_grad():
         for new_id in new_ids:
             pieces = [old_model.token_to_id(t.value) for t in old_model.tokenize(by_id[new_id])]
-            weights[new_id] = weights[pieces].mean(dim=0)
-        output = model.get_output_embeddings().weight
-        if output.data_ptr() != weights.data_ptr():  # untied: give the output rows the same start
-            output[new_ids] = weights[new_ids]
+            inputs[new_id] = inputs[pieces].mean(dim=0)
+            head.weight[new_id] = head.weight[pieces[0]]
     return new_ids
 
 

@@ -84,8 +84,10 @@ def test_05_hindi_bits_per_char_fall_and_reload_is_identical():
 
     for side in ("before", "after", "extended_after"):
         probes = run["probes"][side]
-        assert [generation.loop_check(t) for t in probes["greedy"]] == probes["checks"]
+        assert [generation.loop_check(t) for t in probes["sampled"]] == probes["checks"]
+        assert [generation.loop_check(t) for t in probes["greedy"]] == probes["greedy_checks"]
     assert run["probe_passes"]["CPT"] == sum(c["passes"] for c in run["probes"]["after"]["checks"])
+    assert run["greedy_probe_passes"]["CPT"] == sum(c["passes"] for c in run["probes"]["after"]["greedy_checks"])
     speed = run["generation_chars_per_second"]
     assert all(s["chars"] > 0 and s["chars_per_second"] > 0 for s in speed.values())
     # Forgetting is measured on text the training data does not hold (no direction is claimed: it may go either way).

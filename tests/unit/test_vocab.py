@@ -47,34 +47,27 @@ def test_every_learned_token_is_reachable(extended):
     assert checked > 5
 
 
-def test_new_embeddings_are_means_of_old_pieces(tokenizer, extended):
+@pytest.mark.parametrize("tied", [True, False])
+def test_new_rows_start_from_their_pieces_eeve_style(tokenizer, extended, tied):
     import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     merges, new = extended
-    emb = torch.nn.Embedding(len(tokenizer), 4)
-
-    class Tiny(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.emb = emb
-
-        def get_input_embeddings(self):
-            return self.emb
-
-        def get_output_embeddings(self):
-            return self.emb
-
-        def resize_token_embeddings(self, n, mean_resizing=False):
-            old = self.emb.weight.data
-            self.emb = torch.nn.Embedding(n, 4)
-            self.emb.weight.data[: old.shape[0]] = old
-
-    tiny = Tiny()
-    new_ids = vocab.init_new_embeddings(tiny, tokenizer, new)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         num_key_value_heads=1, tie_word_embeddings=tied)
+    model = LlamaForCausalLM(config)
+    old_in = model.get_input_embeddings().weight.detach().clone()
+    old_out = model.get_output_embeddings().weight.detach().clone()
+    new_ids = vocab.init_new_embeddings(model, tokenizer, new)
     assert len(new_ids) == len(merges) and new_ids[0] == len(tokenizer)
-    a, b = merges[0]
-    expected = (emb.weight[tokenizer.convert_tokens_to_ids(a)] + emb.weight[tokenizer.convert_tokens_to_ids(b)]) / 2
-    assert torch.allclose(tiny.emb.weight[new_ids[0]], expected)
+    inputs, outputs = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    assert inputs.shape[0] == outputs.shape[0] == len(new)
+    assert inputs.data_ptr() != outputs.data_ptr() and model.config.tie_word_embeddings is False  # untied
+    a, b = (tokenizer.convert_tokens_to_ids(t) for t in merges[0])  # the first merge joins two old tokens
+    assert torch.allclose(inputs[new_ids[0]], (old_in[a] + old_in[b]) / 2)  # input: mean of the pieces
+    assert torch.equal(outputs[new_ids[0]], old_out[a])  # output: the first piece
+    assert torch.equal(inputs[: len(tokenizer)], old_in) and torch.equal(outputs[: len(tokenizer)], old_out)  # old rows kept
 
 
 @pytest.mark.parametrize("tied", [True, False])
