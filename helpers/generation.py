@@ -116,11 +116,11 @@ def show_comparison(prompts: list[Prompt], before: list[str], after: list[str]) 
 
 def loop_check(text: str, script: Any = None, min_share: float = 0.5, min_distinct: float = 0.5) -> dict[str, Any]:
     """Does a continuation stay in the script and avoid loops? `script_share`: share of its letters that match `script`
-    (a compiled regex; Devanagari by default); `distinct_bigrams`: distinct word bigrams / all word bigrams (a loop like
-    "में में में" scores near 0). `passes` needs both at or above their thresholds."""
-    import re
+    (a compiled regex; corpora.DEVANAGARI by default); `distinct_bigrams`: distinct word bigrams / all word bigrams
+    (a loop like "में में में" scores near 0). `passes` needs both at or above their thresholds."""
+    from helpers.corpora import DEVANAGARI
 
-    script = script or re.compile(r"[\u0900-\u097F]")
+    script = script or DEVANAGARI
     letters = [c for c in text if c.isalpha() or "\u0900" <= c <= "\u097F"]
     share = sum(bool(script.match(c)) for c in letters) / len(letters) if letters else 0.0
     words = text.split()
