@@ -56,6 +56,14 @@ def load_text_lines(path: str | Path, script: str = "any") -> list[str]:
     return lines
 
 
+TRANSLATION = re.compile(r"\s*\([^()]*[A-Za-z][^()]*\)")
+
+
+def drop_translations(line: str) -> str:
+    """A bilingual line without its English translations in parentheses: "नमस्ते। (Hello.)" -> "नमस्ते।"."""
+    return TRANSLATION.sub("", line).strip()
+
+
 def hindi_paragraphs(row: Any, where: str, min_chars: int = 200) -> list[str]:
     """The paragraphs (lines) of a Wikipedia article with at least `min_chars` characters and some Devanagari;
     DataFormatError when the article has none (shorter lines such as headings are dropped without a word)."""

@@ -106,7 +106,8 @@ def preference_metrics(model: Any, tokenizer: Any, pairs: list[dict[str, Any]], 
     (ties count half: before training policy == reference, so every pair ties at 0.5), the mean reward margin,
     and the share of pairs where the policy alone gives chosen a higher log-probability than rejected. "by_kind" has
     accuracy and margin for each `kind` of pair (pairs without one: "unlabelled"), the number of pairs, and the
-    accuracy of a rule that knows nothing but length: prefer the shorter answer.
+    accuracy of a rule that knows nothing but length: prefer the shorter answer. "per_pair" lists each pair's kind
+    and the implicit rewards of its chosen and rejected answers (for plots.plot_pair_rewards).
     """
     per_pair = pair_rewards(model, tokenizer, pairs, beta, max_length)
     margins = [c - r for (c, r), _ in per_pair]
@@ -127,7 +128,24 @@ def preference_metrics(model: Any, tokenizer: Any, pairs: list[dict[str, Any]], 
         "reward_margin": sum(margins) / len(pairs),
         "logprob_accuracy": sum(win for _, win in per_pair) / len(pairs),
         "by_kind": by_kind,
+        "per_pair": [{"kind": pair.get("kind", "unlabelled"), "chosen": c, "rejected": r}
+                     for pair, ((c, r), _) in zip(pairs, per_pair)],
     }
+
+
+def preference_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Two preference_metrics results (before and after training) as (before, after) pairs under the names
+    results.json uses: heldout_reward_accuracy, heldout_reward_margin, heldout_logprob_accuracy and heldout_by_kind
+    (per kind: pairs, the prefer-the-shorter rule's accuracy, reward accuracy and margin). For results.record."""
+    found: dict[str, Any] = {
+        f"heldout_{name}": (before[name], after[name]) for name in ("reward_accuracy", "reward_margin", "logprob_accuracy")
+    }
+    found["heldout_by_kind"] = {
+        kind: {"pairs": now["pairs"], "shorter_answer_accuracy": now["shorter_answer_accuracy"],
+               **{name: (before["by_kind"][kind][name], now[name]) for name in ("reward_accuracy", "reward_margin")}}
+        for kind, now in after["by_kind"].items()
+    }
+    return found
 
 
 def _win_rate(margins: list[float]) -> float:
@@ -157,3 +175,21 @@ def shorter_answer_accuracy(pairs: list[dict[str, Any]]) -> float:
 
     margins = [length(p["rejected"]) - length(p["chosen"]) for p in pairs]
     return _win_rate([float(m) for m in margins])
+
+
+def text_bits(model: Any, tokenizer: Any, texts: list[str], max_length: int = 1024) -> list[dict[str, float]]:
+    """Per raw text: its negative log-likelihood in bits ("bits"), the tokens scored ("tokens") and its size in UTF-8
+    bytes ("bytes") and characters ("chars"). sum(bits) / sum(bytes) over all texts is bits_per_unit(..., "byte")."""
+    pairs = [text_ids(tokenizer, t, max_length) for t in texts]
+    if any(len(ids) == max_length for ids, _ in pairs):
+        raise ValueError(f"a text is longer than max_length={max_length} tokens; split it or raise max_length")
+    was_training = model.training
+    model.eval()
+    found = []
+    try:
+        for (ids, labels), text in zip(pairs, texts):
+            nll, count = summed_nll(model, ids, labels)
+            found.append({"bits": nll / math.log(2), "tokens": count, "bytes": len(text.encode("utf-8")), "chars": len(text)})
+    finally:
+        model.train(was_training)
+    return found

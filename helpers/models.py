@@ -171,3 +171,31 @@ def weight_change(snapshot: dict[str, Any], model: Any) -> float:
     moved = sum(float((current[name].detach() - old).float().pow(2).sum()) for name, old in snapshot.items())
     size = sum(float(old.float().pow(2).sum()) for old in snapshot.values())
     return (moved / size) ** 0.5 if size else 0.0
+
+
+def lora_parameter_count(model: Any, r: int, target_modules: list[str]) -> dict[str, int]:
+    """What LoRA of rank `r` on `target_modules` would train, counted by hand and without training: A is r x d_in and
+    B is d_out x r, so each adapted matrix adds r * (d_in + d_out). By module name (summed over layers), and "total".
+    Works on the base model and on a PEFT model alike (PEFT's LoRA layers keep in_features/out_features)."""
+    counts = {name: 0 for name in target_modules}
+    for name, module in model.named_modules():
+        short = name.rsplit(".", 1)[-1]
+        if short in counts and hasattr(module, "in_features") and hasattr(module, "out_features"):
+            counts[short] += r * (module.in_features + module.out_features)
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def lora_factors(model: Any, module_name: str, adapter: str = "default") -> dict[str, Any]:
+    """The LoRA matrices of one adapted projection of a PEFT model, e.g. module_name="layers.0.self_attn.q_proj":
+    A (r x d_in), B (d_out x r), scaling (alpha / r), the frozen base weight W (d_out x d_in) and the update
+    delta = scaling * B @ A that the forward pass adds to W; detached float32 copies on the CPU."""
+    found = [m for n, m in model.named_modules() if (n == module_name or n.endswith("." + module_name)) and hasattr(m, "lora_A")]
+    if len(found) != 1:
+        raise ValueError(f"{len(found)} LoRA modules match {module_name!r}; name one adapted projection, e.g. 'layers.0.self_attn.q_proj'")
+    module = found[0]
+    a = module.lora_A[adapter].weight.detach().float().cpu()
+    b = module.lora_B[adapter].weight.detach().float().cpu()
+    scaling = float(module.scaling[adapter])
+    weight = module.get_base_layer().weight.detach().float().cpu()
+    return {"A": a, "B": b, "scaling": scaling, "W": weight, "delta": scaling * (b @ a)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,66 @@ def training_summary(log_history: list[dict[str, Any]], cost: Any, loss_key: str
         "last_train_loss": round(losses[-1], 4),
         "loss_curve": {"step": steps, "loss": [round(v, 4) for v in losses]},
     }
+
+
+NOT_SETTINGS = ("NOTEBOOK", "PROFILE", "OUT", "SETTINGS", "RESULTS", "PINS", "NO_DEPS")
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly copy of a setting, or None when it is not a plain value (a model, a function, a path...)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        items = [_plain(v) for v in value]
+        return None if any(i is None and v is not None for i, v in zip(items, value)) else items
+    if isinstance(value, Mapping):
+        items = {str(k): _plain(v) for k, v in value.items()}
+        return None if any(items[str(k)] is None and v is not None for k, v in value.items()) else items
+    if type(value).__module__ == "torch" and type(value).__name__ == "dtype":
+        return str(value)
+    return None
+
+
+def settings_of(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The knobs of a notebook: every UPPER_CASE name in `namespace` (pass `globals()` at the end of the Settings cell)
+    whose value is plain data, by its lower-case name. NOT_SETTINGS (bookkeeping and the install cell's pins) are left out."""
+    found = {}
+    for name, value in namespace.items():
+        if not name.isupper() or name.startswith("_") or name in NOT_SETTINGS or callable(value):
+            continue
+        plain = _plain(value)
+        if plain is not None or value is None:
+            found[name.lower()] = plain
+    return found
+
+
+def _before_afters(value: Any) -> Any:
+    """(before, after) pairs of numbers anywhere in dicts become {"before": x, "after": y}."""
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        return before_after(*value)
+    if isinstance(value, dict):
+        return {k: _before_afters(v) for k, v in value.items()}
+    return value
+
+
+def record(notebook: str, profile: str, settings: Mapping[str, Any], *, log_history: list[dict[str, Any]] | None = None,
+           cost: Any = None, loss_key: str = "loss", **measured: Any) -> dict[str, Any]:
+    """Assemble, save and summarise a notebook's results.json in one call.
+
+    It holds the header (device, versions), `settings` (see settings_of), the training summary of `log_history`
+    and `cost` when given, and every keyword in `measured`; a (before, after) tuple of numbers, at any depth of
+    dicts, is stored as {"before": x, "after": y}. Prints where the file went, how it compares with the committed
+    references, and each before -> after.
+    """
+    run: dict[str, Any] = {**header(notebook, profile), "settings": dict(settings)}
+    if log_history is not None:
+        run.update(training_summary(log_history, cost, loss_key=loss_key))
+    run.update(_before_afters(measured))
+    print("saved", save_results(notebook, run))
+    print(reference_note(run))
+    for name, pair in headline_metrics(run).items():
+        print(f"  {name}: {pair['before']} -> {pair['after']}")
+    return run
 
 
 COMPARED = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 FORMAT_RE = re.compile(r"^\s*<reasoning>(.+?)</reasoning>\s*<answer>(.+?)</answer>\s*$", re.DOTALL)
@@ -60,3 +61,38 @@ def partial_credit_reward(completions: list[Any], **_: Any) -> list[float]:
 
 
 REWARD_FUNCTIONS = [format_reward, correctness_reward, partial_credit_reward]
+
+
+def group_advantages(rewards: list[float], scale: str = "group") -> list[float]:
+    """GRPO's advantages for one group (the completions of one prompt), as TRL 1.15 computes them.
+
+    scale="group" (TRL's default `scale_rewards`): (reward - group mean) / (group std + 1e-4), the std with Bessel's
+    correction (divided by n - 1); scale="none" (Dr. GRPO): reward - group mean. All-equal rewards give all zeros.
+    """
+    if len(rewards) < 2:
+        raise ValueError("a group needs at least 2 completions")
+    if scale not in ("group", "none"):
+        raise ValueError(f"scale must be 'group' or 'none', got {scale!r}")
+    mean = sum(rewards) / len(rewards)
+    centred = [r - mean for r in rewards]
+    if scale == "none":
+        return centred
+    std = (sum(c * c for c in centred) / (len(rewards) - 1)) ** 0.5
+    return [c / (std + 1e-4) for c in centred]
+
+
+def score_group(
+    completions: list[Any], answer: int, reward_functions: list[Callable[..., list[float]]] | None = None, scale: str = "group"
+) -> list[dict[str, Any]]:
+    """One row per completion of one prompt, scored as GRPOTrainer scores it: each reward function's value (by function
+    name), their sum `reward` (TRL's default weights are all 1.0; rounded to 4 digits) and the group-relative `advantage`
+    (rounded to 3 digits). `reward_functions` defaults to REWARD_FUNCTIONS; add your own to see what it would change."""
+    functions = REWARD_FUNCTIONS if reward_functions is None else reward_functions
+    columns = {f.__name__: f(completions, answer=[answer] * len(completions)) for f in functions}
+    totals = [sum(column[i] for column in columns.values()) for i in range(len(completions))]
+    advantages = group_advantages(totals, scale)
+    return [
+        {"completion": completion_text(c), **{name: column[i] for name, column in columns.items()},
+         "reward": round(totals[i], 4), "advantage": round(advantages[i], 3)}
+        for i, c in enumerate(completions)
+    ]

@@ -191,3 +191,24 @@ def train_new_rows_only(model: Any, new_ids: list[int]) -> Any:
             p.requires_grad_(flags[id(p)])
 
     return undo
+
+
+def readable_tokens(tokenizer: Any, text: str) -> list[str]:
+    """The tokens of `text` as text: each byte-level token decoded from its raw bytes. Bytes that are only part of a
+    character (a Devanagari letter is 3 bytes in UTF-8) show as escapes: SmolLM2's tokenizer cuts 'बहन' into
+    ['\\xe0\\xa4', '\\xac', '\\xe0\\xa4', '\\xb9', 'न'] (ब, ह: two fragments each; न: one whole token)."""
+    return [token_bytes(t).decode("utf-8", errors="backslashreplace") for t in tokenizer.tokenize(text)]
+
+
+def segmentation_rows(words: list[str], tokenizers: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per word, cut as it is inside a sentence (after a space, shown as '␣'): for each named tokenizer, how
+    many tokens the word costs and the tokens themselves (readable_tokens, joined by ' · ')."""
+    rows = []
+    for word in words:
+        row: dict[str, Any] = {"word": word}
+        for name, tok in tokenizers.items():
+            pieces = [piece.replace(" ", "␣") for piece in readable_tokens(tok, " " + word)]
+            row[f"{name}: tokens"] = len(pieces)
+            row[f"{name}: pieces"] = " · ".join(pieces)
+        rows.append(row)
+    return rows

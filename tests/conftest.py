@@ -19,3 +19,17 @@ def smol():
 @pytest.fixture(scope="session")
 def tokenizer(smol):
     return smol[1]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Wall time per test file (each notebook under nbval is one file), slowest first: where the CI minutes go."""
+    totals: dict[str, float] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if hasattr(report, "duration") and hasattr(report, "nodeid"):
+                path = report.nodeid.split("::")[0]
+                totals[path] = totals.get(path, 0.0) + report.duration
+    if totals:
+        terminalreporter.write_sep("=", "seconds per test file")
+        for path, seconds in sorted(totals.items(), key=lambda item: -item[1]):
+            terminalreporter.write_line(f"{seconds:8.1f}  {path}")

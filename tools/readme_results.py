@@ -1,9 +1,12 @@
-"""Write the README's table of committed reference results (data/reference/) between its two markers.
+"""Write the measured tables of README.md and notebooks/TEACHING.md from the committed reference results.
 
-  python tools/readme_results.py            rewrite the table
-  python tools/readme_results.py --check    exit 1 if the README's table differs from data/reference/
+  python tools/readme_results.py            rewrite the tables
+  python tools/readme_results.py --check    exit 1 if a table differs from data/reference/
 
-The numbers come from the results.json files (see tools/save_reference.py), never typed by hand.
+README.md gets one table of every results.json, between its two markers. TEACHING.md gets, per notebook between
+<!-- measured:<notebook>:start --> and <!-- measured:<notebook>:end -->, the before -> after numbers of each reference
+run and the wall time of each long cell (cell_times.json). The numbers come from data/reference/ (see
+tools/save_reference.py), never typed by hand.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+TEACHING = ROOT / "notebooks" / "TEACHING.md"
 START, END = "<!-- reference-results:start -->", "<!-- reference-results:end -->"
+LONG_CELL_S = 5.0  # cells at least this slow in some reference run are listed in TEACHING.md
 
 
 def block() -> str:
@@ -29,28 +34,101 @@ def block() -> str:
     return "\n".join(lines)
 
 
+TIMES_START, TIMES_END = "<!-- notebook-times:start -->", "<!-- notebook-times:end -->"
+
+
+def times_block() -> str:
+    """Whole-notebook wall time (the sum of its code cells, cell_times.json), training time and peak memory of every
+    reference run that has cell times."""
+    from helpers import results
+
+    lines = ["| notebook | reference run | device | whole notebook s | train s | peak MB |", "|---|---|---|---:|---:|---|"]
+    for times in sorted(results.REFERENCE_DIR.glob("*/*/cell_times.json")):
+        run = json.loads((times.parent / "results.json").read_text(encoding="utf-8"))
+        total = sum(cell["seconds"] for cell in json.loads(times.read_text(encoding="utf-8")))
+        train = run.get("train", {})
+        lines.append(f"| {run['notebook']} | {times.parent.name} | {run['device']} | {total:.0f} | {train.get('seconds')} | "
+                     f"{train.get('peak_memory_mb')} ({train.get('memory_kind')}) |")
+    return "\n".join(lines)
+
+
 def render(readme: str) -> str:
-    if START not in readme or END not in readme:
-        raise SystemExit(f"README.md lacks the markers {START} ... {END}")
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{block()}\n{END}{tail}"
+    readme = replace_block(readme, START, END, block(), "README.md")
+    return replace_block(readme, TIMES_START, TIMES_END, times_block(), "README.md")
+
+
+def replace_block(text: str, start: str, end: str, body: str, name: str) -> str:
+    if start not in text or end not in text:
+        raise SystemExit(f"{name} lacks the markers {start} ... {end}")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
+def notebook_block(notebook: str) -> str:
+    """Before -> after per reference run, then the long cells' wall times per reference run, for TEACHING.md."""
+    from helpers import results
+
+    folders = sorted(p for p in (results.REFERENCE_DIR / notebook).glob("*") if (p / "results.json").exists())
+    if not folders:
+        return "_No reference run of this notebook is committed yet._"
+    lines = []
+    for folder in folders:
+        run = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+        pairs = "; ".join(f"{k} {v['before']} -> {v['after']}" for k, v in results.headline_metrics(run).items())
+        lines.append(f"- **{folder.name}** ({run['device']}): {pairs}")
+    timed = {f.name: json.loads((f / "cell_times.json").read_text(encoding="utf-8"))
+             for f in folders if (f / "cell_times.json").exists()}
+    if not timed:
+        return "\n".join(lines + ["", "_No cell times are committed for this notebook yet._"])
+    order: list[tuple[str, str]] = []
+    seconds: dict[tuple[str, str], dict[str, float]] = {}
+    for name in sorted(timed, key=lambda n: not n.startswith("full")):  # full-profile order first
+        for cell in timed[name]:
+            key = (cell["section"], cell["cell"])
+            if key not in seconds:
+                order.append(key)
+                seconds[key] = {}
+            seconds[key][name] = cell["seconds"]
+    columns = sorted(timed)
+    lines += ["", f"Cells that took {LONG_CELL_S:.0f} s or more in a reference run (wall seconds, `cell_times.json`):", "",
+              "| section | cell starts with | " + " | ".join(columns) + " |", "|---|---|" + "---:|" * len(columns)]
+    for key in order:
+        if max(seconds[key].values()) >= LONG_CELL_S:
+            cells = " | ".join(f"{seconds[key][c]:.0f}" if c in seconds[key] else "-" for c in columns)
+            lines.append(f"| {key[0]} | `{key[1].replace('|', '/')[:60]}` | {cells} |")
+    totals = " | ".join(f"**{sum(cell['seconds'] for cell in timed[c]):.0f}**" for c in columns)
+    lines.append(f"| whole notebook | (every code cell) | {totals} |")
+    if not any("gpu" in c or not c.endswith("cpu") for c in columns):
+        lines += ["", "No GPU run of this notebook is committed yet: the columns above are this project's 2-core CPU."]
+    return "\n".join(lines)
+
+
+def render_teaching(text: str) -> str:
+    from helpers import results
+
+    for folder in sorted(p for p in results.REFERENCE_DIR.iterdir() if p.is_dir()):
+        start, end = f"<!-- measured:{folder.name}:start -->", f"<!-- measured:{folder.name}:end -->"
+        text = replace_block(text, start, end, notebook_block(folder.name), "notebooks/TEACHING.md")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
-    readme = README.read_text(encoding="utf-8")
-    new = render(readme)
-    if args.check:
-        if new != readme:
-            print("README.md's reference table is stale: run python tools/readme_results.py", file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(new, encoding="utf-8")
-    print("README.md: reference table rewritten")
-    return 0
+    stale = 0
+    for path, render_file in ((README, render), (TEACHING, render_teaching)):
+        old = path.read_text(encoding="utf-8")
+        new = render_file(old)
+        if args.check:
+            if new != old:
+                print(f"{path.name}: measured tables are stale: run python tools/readme_results.py", file=sys.stderr)
+                stale = 1
+        elif new != old:
+            path.write_text(new, encoding="utf-8")
+            print(f"{path.name}: measured tables rewritten")
+    return stale
 
 
 if __name__ == "__main__":

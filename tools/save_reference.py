@@ -1,9 +1,12 @@
 """Commit a measured run as a reference result: data/reference/<notebook>/<profile>-<device>/results.json.
 
-  python tools/save_reference.py runs/01_full_finetuning/results.json --device cpu --where "2026-11-25, 2-core CPU machine"
+  python tools/save_reference.py runs/01_full_finetuning/results.json --device cpu --where "2026-11-25, 2-core CPU machine" \
+      --executed runs/01_full_finetuning/01_full_finetuning.ipynb
 
-It copies the notebook's own results.json unchanged and adds "measured" (when and where, in words). Then run
-python tools/sync_notebooks.py: the notebooks' bundles carry data/, reference results included.
+It copies the notebook's own results.json unchanged and adds "measured" (when and where, in words). With --executed (the
+copy jupyter nbconvert --execute wrote) it also writes cell_times.json beside it: each code cell's section, first line
+and wall time, which notebooks/TEACHING.md quotes. Then run python tools/sync_notebooks.py (the notebooks' bundles carry
+data/, reference results included) and python tools/readme_results.py (README and TEACHING.md tables).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,13 +30,52 @@ def save(source: Path, device: str, where: str) -> Path:
     return target
 
 
+def first_line(source: str) -> str:
+    """A code cell's first line that is not blank, a comment or an import: what a reader recognises it by."""
+    lines = [line.strip() for line in source.splitlines()]
+    code = [line for line in lines if line and not line.startswith(("#", "import ", "from "))]
+    return (code or lines or [""])[0][:100]
+
+
+def cell_times(executed: Path) -> list[dict]:
+    """Wall seconds of each executed code cell (from the execution timestamps nbclient records), with the section
+    heading above it and its first line. The install and bundle cells are left out."""
+    cells = json.loads(executed.read_text(encoding="utf-8"))["cells"]
+    found, section = [], ""
+    for cell in cells:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "markdown":
+            headings = [line.lstrip("#").strip() for line in source.splitlines() if line.startswith("## ")]
+            section = headings[-1] if headings else section
+            continue
+        if cell["cell_type"] != "code" or set(cell.get("metadata", {}).get("tags", [])) & {"bundle", "install"}:
+            continue
+        stamps = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" not in stamps or "shell.execute_reply" not in stamps:
+            raise ValueError(f"{executed}: a code cell has no execution timestamps; was it executed by nbconvert?")
+        start, end = (datetime.fromisoformat(stamps[k].replace("Z", "+00:00")) for k in ("iopub.execute_input", "shell.execute_reply"))
+        found.append({"section": section, "cell": first_line(source), "seconds": round((end - start).total_seconds(), 1)})
+    return found
+
+
+def save_cell_times(executed: Path, reference: Path) -> Path:
+    """cell_times.json beside a reference results.json."""
+    target = reference.parent / "cell_times.json"
+    target.write_text(json.dumps(cell_times(executed), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", type=Path)
     parser.add_argument("--device", required=True, help="short device name for the folder: cpu, h100, t4-emulated-h100")
     parser.add_argument("--where", required=True, help="when and where it was measured, in words")
+    parser.add_argument("--executed", type=Path, help="the executed notebook of the same run: also write cell_times.json")
     args = parser.parse_args()
-    print(save(args.results, args.device, args.where))
+    target = save(args.results, args.device, args.where)
+    print(target)
+    if args.executed:
+        print(save_cell_times(args.executed, target))
 
 
 if __name__ == "__main__":

@@ -122,3 +122,14 @@ def test_next_line_tasks_cut_at_line_ends_and_skip_trivial_lines():
 def test_first_line_of_a_continuation():
     assert corpora.first_line("\n\n        total += item\n    return") == "total += item"
     assert corpora.first_line("   \n") == ""
+
+
+def test_drop_translations_keeps_the_hindi_and_hindi_parentheses():
+    from helpers import DATA_DIR
+
+    assert corpora.drop_translations("नमस्ते, आप कैसे हैं? (Hello, how are you?)") == "नमस्ते, आप कैसे हैं?"
+    assert corpora.drop_translations("एक (1) और दो (one and two) (2)") == "एक (1) और दो (2)"
+    stripped = [corpora.drop_translations(line) for line in corpora.load_text_lines(DATA_DIR / "hindi_train.txt", "bilingual")]
+    assert all(stripped) and not any(corpora.LATIN.search(line) for line in stripped)
+    for line in stripped:
+        corpora.check_script(line, "hindi", "stripped line")

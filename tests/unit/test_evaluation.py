@@ -64,3 +64,42 @@ def test_preference_metrics_by_kind_and_the_length_baseline(monkeypatch):
                                      "shorter_answer_accuracy": 0.5}
     assert found["by_kind"]["b"]["shorter_answer_accuracy"] == 1.0 and found["by_kind"]["b"]["reward_accuracy"] == 0.5
     assert evaluation.shorter_answer_accuracy([pair("x", "ab", "ab")]) == 0.5  # a tie counts half
+
+
+def test_text_bits_per_text_add_up_to_bits_per_byte(smol):
+    model, tokenizer = smol
+    texts = ["def add(a, b):\n    return a + b\n", "Le café coûte deux euros."]  # the second has 2-byte characters
+    was_training = model.training
+    model.train()
+    try:
+        found = evaluation.text_bits(model, tokenizer, texts)
+        assert model.training  # scored in eval mode, then put back as it was
+    finally:
+        model.train(was_training)
+    assert [f["bytes"] for f in found] == [len(t.encode("utf-8")) for t in texts] and found[1]["bytes"] > found[1]["chars"]
+    assert [f["tokens"] for f in found] == [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    assert all(f["bits"] > 0 for f in found)
+    pooled = sum(f["bits"] for f in found) / sum(f["bytes"] for f in found)
+    assert pooled == pytest.approx(evaluation.bits_per_unit(model, tokenizer, texts, "byte"), rel=1e-6)
+    with pytest.raises(ValueError, match="longer than max_length"):
+        evaluation.text_bits(model, tokenizer, texts, max_length=4)
+
+
+def test_preference_metrics_per_pair_and_the_results_shape(monkeypatch):
+    def pair(kind, chosen, rejected):
+        return {"kind": kind, "prompt": [{"role": "user", "content": "q"}],
+                "chosen": [{"role": "assistant", "content": chosen}], "rejected": [{"role": "assistant", "content": rejected}]}
+
+    pairs = [pair("a", "short", "a longer one"), pair("b", "the longer chosen", "brief")]
+    monkeypatch.setattr(evaluation, "pair_rewards", lambda *args: [((0.0, 0.0), 1.0), ((0.0, 0.0), 0.0)])
+    before = evaluation.preference_metrics(None, None, pairs, beta=0.1)
+    monkeypatch.setattr(evaluation, "pair_rewards", lambda *args: [((0.05, -0.2), 1.0), ((-0.1, 0.1), 1.0)])
+    after = evaluation.preference_metrics(None, None, pairs, beta=0.1)
+    assert after["per_pair"] == [{"kind": "a", "chosen": 0.05, "rejected": -0.2}, {"kind": "b", "chosen": -0.1, "rejected": 0.1}]
+    changes = evaluation.preference_changes(before, after)
+    assert changes["heldout_reward_accuracy"] == (0.5, 0.5) and changes["heldout_logprob_accuracy"] == (0.5, 1.0)
+    assert changes["heldout_reward_margin"][0] == 0.0 and changes["heldout_reward_margin"][1] == pytest.approx((0.25 - 0.2) / 2)
+    assert changes["heldout_by_kind"]["a"] == {"pairs": 1, "shorter_answer_accuracy": 1.0, "reward_accuracy": (0.5, 1.0),
+                                               "reward_margin": (0.0, pytest.approx(0.25))}
+    assert changes["heldout_by_kind"]["b"]["shorter_answer_accuracy"] == 0.0
+    assert changes["heldout_by_kind"]["b"]["reward_accuracy"] == (0.5, 0.0)

@@ -70,6 +70,14 @@ def test_seeded_sampling_repeats_and_generate_kwargs_reach_generate(smol):
     assert first == generation.generate(model, tokenizer, prompt, 12, temperature=1.0, chat=False, seed=7)
     exact = generation.generate(model, tokenizer, prompt, 12, chat=False, min_new_tokens=12)
     assert len(tokenizer(exact[0], add_special_tokens=False)["input_ids"]) >= 10
-    speed = generation.chars_per_second(model, tokenizer, prompt, 8)
-    assert speed["tokens"] == 8 and speed["chars"] > 0 and speed["seconds"] > 0
-    assert abs(speed["chars_per_second"] - speed["chars"] / speed["seconds"]) < 0.05 * speed["chars_per_second"]
+
+
+
+def test_decoding_speed_feeds_every_token_of_the_texts(smol):
+    model, tokenizer = smol
+    texts = ["नमस्ते, आप कैसे हैं?", "Once upon a time"]
+    speed = generation.decoding_speed(model, tokenizer, texts)
+    assert speed["chars"] == sum(map(len, texts))
+    assert speed["tokens"] == sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+    assert speed["seconds"] > 0 and abs(speed["chars_per_second"] - speed["chars"] / speed["seconds"]) < 0.05 * speed["chars_per_second"]
+    assert not model.training

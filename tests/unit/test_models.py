@@ -110,3 +110,25 @@ def test_weight_change_is_zero_until_a_trainable_weight_moves():
     with torch.no_grad():
         layer.weight.mul_(1.1)
     assert abs(models.weight_change(snapshot, layer) - 0.1) < 1e-5
+
+
+def test_lora_factors_and_count_by_hand_match_peft():
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2)  # grouped-query attention: k_proj and v_proj give 2 heads x 4 = 8 features
+    base = LlamaForCausalLM(config)
+    targets = ["q_proj", "v_proj", "down_proj"]
+    predicted = models.lora_parameter_count(base, 3, targets)
+    assert predicted == {"q_proj": 2 * 3 * (16 + 16), "v_proj": 2 * 3 * (16 + 8), "down_proj": 2 * 3 * (32 + 16), "total": 624}
+    model = get_peft_model(base, LoraConfig(r=3, lora_alpha=6, target_modules=targets))
+    assert models.count_parameters(model)["trainable"] == predicted["total"]
+    assert models.lora_parameter_count(model, 3, targets) == predicted  # the wrapped model counts the same
+    f = models.lora_factors(model, "layers.1.self_attn.v_proj")
+    assert f["A"].shape == (3, 16) and f["B"].shape == (8, 3) and f["W"].shape == (8, 16) and f["scaling"] == 2.0
+    assert torch.equal(f["delta"], torch.zeros(8, 16))  # B starts at zero
+    with pytest.raises(ValueError, match="0 LoRA modules"):
+        models.lora_factors(model, "layers.0.self_attn.k_proj")  # not adapted

@@ -151,3 +151,34 @@ def test_pass_at_k_separates_any_right_mean_and_mixed_groups(monkeypatch):
     assert result["mixed"] == 0.5
     assert result["by_level"][3] == {"problems": 2, "pass_at_k": 1.0, "mean_success": 0.5, "mixed": 1.0}
     assert result["by_level"][2]["pass_at_k"] == 0.0
+
+
+def test_group_advantages_follow_trl_group_scaling():
+    import statistics
+
+    group = [4.0, 2.0, 2.0, 1.0]
+    mean, std = statistics.mean(group), statistics.stdev(group)  # stdev: Bessel's n - 1, as TRL's nanstd
+    assert rewards.group_advantages(group) == pytest.approx([(r - mean) / (std + 1e-4) for r in group])
+    assert rewards.group_advantages(group, scale="none") == pytest.approx([1.75, -0.25, -0.25, -1.25])
+    assert sum(rewards.group_advantages(group)) == pytest.approx(0.0, abs=1e-12)  # relative to the group: they cancel
+    assert rewards.group_advantages([2.0, 2.0, 2.0]) == [0.0, 0.0, 0.0]  # all equal: no signal at all
+    with pytest.raises(ValueError, match="at least 2"):
+        rewards.group_advantages([1.0])
+    with pytest.raises(ValueError, match="scale"):
+        rewards.group_advantages([1.0, 2.0], scale="batch")
+
+
+def test_score_group_sums_the_reward_functions_and_takes_extra_ones():
+    group = [GOOD, "<reasoning>3 + 4 = 8.</reasoning>\n<answer>8</answer>", "7"]
+    rows = rewards.score_group(group, answer=7)
+    assert [r["reward"] for r in rows] == [4.0, 2.0, 0.0]
+    assert [r["correctness_reward"] for r in rows] == [2.0, 0.0, 0.0] and rows[2]["completion"] == "7"
+    assert rows[0]["advantage"] == 1.0 and rows[1]["advantage"] == 0.0 and rows[2]["advantage"] == -1.0
+
+    def length_penalty(completions, **_):
+        return [-0.01 * len(rewards.completion_text(c)) for c in completions]
+
+    same = [GOOD, GOOD + " "]  # equal under the three rewards, different under a length penalty
+    assert [r["advantage"] for r in rewards.score_group(same, answer=7)] == [0.0, 0.0]
+    with_penalty = rewards.score_group(same, answer=7, reward_functions=[*rewards.REWARD_FUNCTIONS, length_penalty])
+    assert with_penalty[0]["advantage"] > 0 > with_penalty[1]["advantage"] and "length_penalty" in with_penalty[0]

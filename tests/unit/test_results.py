@@ -82,17 +82,50 @@ def test_every_committed_reference_names_its_notebook_profile_and_device():
         assert results.headline_metrics(run), f"{path} holds no before/after metric"
 
 
-def test_readme_reference_table_is_generated_from_data_reference(tmp_path, monkeypatch):
+def test_readme_and_teaching_tables_are_generated_from_data_reference(tmp_path, monkeypatch):
     from tools import readme_results
 
     assert readme_results.main(["--check"]) == 0, "run python tools/readme_results.py"
-    # A changed reference makes the check fail.
-    readme = tmp_path / "README.md"
-    readme.write_text(readme_results.README.read_text(encoding="utf-8").replace(
-        readme_results.START, readme_results.START + "\n| a stale row |", 1), encoding="utf-8")
-    monkeypatch.setattr(readme_results, "README", readme)
-    assert readme_results.main(["--check"]) == 1
-    assert readme_results.main([]) == 0 and readme_results.main(["--check"]) == 0
+    # A changed table in either file makes the check fail; rewriting repairs it.
+    for name, marker in (("README", readme_results.START), ("TEACHING", "<!-- measured:01_full_finetuning:start -->")):
+        copy = tmp_path / f"{name}.md"
+        original = getattr(readme_results, name)
+        copy.write_text(original.read_text(encoding="utf-8").replace(marker, marker + "\n| a stale row |", 1), encoding="utf-8")
+        monkeypatch.setattr(readme_results, name, copy)
+        assert readme_results.main(["--check"]) == 1
+        assert readme_results.main([]) == 0 and readme_results.main(["--check"]) == 0
+        assert "a stale row" not in copy.read_text(encoding="utf-8")
+
+
+def test_teaching_guide_has_a_measured_block_per_notebook():
+    from tools import readme_results
+
+    guide = readme_results.TEACHING.read_text(encoding="utf-8")
+    for notebook in sorted(p.stem for p in (readme_results.ROOT / "notebooks").glob("*.ipynb")):
+        assert f"<!-- measured:{notebook}:start -->" in guide, notebook
+        block = readme_results.notebook_block(notebook)
+        assert "full-cpu" in block and "whole notebook" in block, notebook
+
+
+def test_cell_times_reads_nbclient_timestamps(tmp_path):
+    from tools import save_reference
+
+    def code(source, start, end, tags=()):
+        stamps = {"iopub.execute_input": f"2026-11-29T10:00:{start}Z", "shell.execute_reply": f"2026-11-29T10:00:{end}Z"}
+        return {"cell_type": "code", "source": source, "metadata": {"execution": stamps, "tags": list(tags)}, "outputs": []}
+
+    cells = [code("pip stuff", "00.0", "30.0", tags=["install"]), {"cell_type": "markdown", "source": "## 6 · Train\ntext", "metadata": {}},
+             code("# a comment\nfrom x import y\n\ntrainer.train()\n", "01.0", "13.5"), code("print(1)", "14.0", "14.2")]
+    executed = tmp_path / "nb.ipynb"
+    executed.write_text(json.dumps({"cells": cells}), encoding="utf-8")
+    assert save_reference.cell_times(executed) == [
+        {"section": "6 · Train", "cell": "trainer.train()", "seconds": 12.5},
+        {"section": "6 · Train", "cell": "print(1)", "seconds": 0.2},
+    ]
+    del cells[2]["metadata"]["execution"]
+    executed.write_text(json.dumps({"cells": cells}), encoding="utf-8")
+    with pytest.raises(ValueError, match="timestamps"):
+        save_reference.cell_times(executed)
 
 
 def test_committed_full_references_meet_the_lesson_targets():
@@ -111,3 +144,30 @@ def test_committed_full_references_meet_the_lesson_targets():
         assert run["heldout_by_kind"]["helpful-vs-evasive"]["reward_accuracy"]["after"] > 0.5, path
         checked += 1
     assert checked, "no full-profile reference for 03 or 04 under data/reference/"
+
+
+def test_settings_of_takes_the_plain_upper_case_knobs():
+    import torch
+
+    namespace = {"MAX_STEPS": 60, "LEARNING_RATE": 2e-5, "TARGETS": ("q_proj", "v_proj"), "PROBE": {"temperature": 0.7},
+                 "DTYPE": torch.float32, "MODEL_SOURCE": "auto", "LIMIT": None, "NOTEBOOK": "nb", "PROFILE": "full",
+                 "OUT": object(), "MODEL": torch.nn.Linear(1, 1), "helper": 3, "_HIDDEN": 1, "FN": len}
+    assert results.settings_of(namespace) == {
+        "max_steps": 60, "learning_rate": 2e-5, "targets": ["q_proj", "v_proj"], "probe": {"temperature": 0.7},
+        "dtype": "torch.float32", "model_source": "auto", "limit": None,
+    }
+
+
+def test_record_saves_header_settings_summary_and_pairs(runs, capsys):
+    cost = runtime.Measurement(seconds=3.0, peak_memory_mb=10.0, memory_kind="process peak RSS")
+    log = [{"loss": 2.0, "step": 1, "epoch": 0.5}, {"loss": 1.5, "step": 2, "epoch": 1.0}]
+    run = results.record("nb", "smoke", {"max_steps": 2}, log_history=log, cost=cost, eval_loss=(2.123456, 1.9),
+                         nested={"bpc": (4.0, 3.5), "levels": (2, 3, 4)}, samples=[("q", "a")])
+    saved = results.load_results("nb")
+    assert saved["settings"] == {"max_steps": 2} and saved["steps"] == 2 and saved["notebook"] == "nb"
+    assert saved["eval_loss"] == {"before": 2.1235, "after": 1.9} and saved["nested"]["bpc"] == {"before": 4.0, "after": 3.5}
+    assert saved["nested"]["levels"] == [2, 3, 4] and run["samples"] == [("q", "a")]
+    printed = capsys.readouterr().out
+    assert "eval_loss: 2.1235 -> 1.9" in printed and "nested.bpc: 4.0 -> 3.5" in printed and "results.json" in printed
+    results.record("nb", "smoke", {}, score=(1, 2))
+    assert "steps" not in results.load_results("nb")

@@ -110,3 +110,20 @@ def test_embedding_copies_needs_modules_to_save():
 
     with pytest.raises(ValueError, match="modules_to_save"):
         vocab.embedding_copies(torch.nn.Linear(2, 2))
+
+
+def test_readable_tokens_decode_whole_characters_and_escape_fragments(tokenizer):
+    assert vocab.readable_tokens(tokenizer, "Hello world") == ["Hello", " world"]
+    pieces = vocab.readable_tokens(tokenizer, "बहन")
+    assert pieces == ["\\xe0\\xa4", "\\xac", "\\xe0\\xa4", "\\xb9", "न"]  # ब and ह are cut into byte fragments
+    assert len(pieces) == len(tokenizer.tokenize("बहन"))
+
+
+def test_segmentation_rows_count_tokens_per_word_for_each_tokenizer(tokenizer, extended):
+    _, new = extended
+    rows = vocab.segmentation_rows(["नमस्ते", "the"], {"base": tokenizer, "extended": new})
+    assert [row["word"] for row in rows] == ["नमस्ते", "the"]
+    hindi, english = rows
+    assert hindi["base: tokens"] == len(tokenizer.tokenize(" नमस्ते")) > hindi["extended: tokens"] >= 1
+    assert hindi["extended: pieces"].startswith("␣") and hindi["base: pieces"].count(" · ") == hindi["base: tokens"] - 1
+    assert english["base: tokens"] == english["extended: tokens"] == 1 and english["base: pieces"] == "␣the"
