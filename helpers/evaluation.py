@@ -71,14 +71,19 @@ def perplexity(loss: float) -> float:
     return math.exp(loss)
 
 
+def _whole_text_ids(tokenizer: Any, texts: list[str], max_length: int) -> list[tuple[list[int], list[int]]]:
+    """text_ids of each raw text; ValueError when one fills max_length (it was cut, so its score would be wrong)."""
+    pairs = [text_ids(tokenizer, t, max_length) for t in texts]
+    if any(len(ids) == max_length for ids, _ in pairs):
+        raise ValueError(f"a text is longer than max_length={max_length} tokens; split it or raise max_length")
+    return pairs
+
+
 def bits_per_unit(model: Any, tokenizer: Any, texts: list[str], unit: str = "char", max_length: int = 1024) -> float:
     """Bits per character ('char') or per UTF-8 byte ('byte') of raw text: comparable across tokenizers."""
     if unit not in ("char", "byte"):
         raise ValueError("unit must be 'char' or 'byte'")
-    pairs = [text_ids(tokenizer, t, max_length) for t in texts]
-    for (ids, _), text in zip(pairs, texts):
-        if len(ids) == max_length:
-            raise ValueError(f"a text is longer than max_length={max_length} tokens; split it or raise max_length")
+    pairs = _whole_text_ids(tokenizer, texts, max_length)
     total, _ = _total_nll(model, pairs)
     size = sum(len(t) if unit == "char" else len(t.encode("utf-8")) for t in texts)
     return total / math.log(2) / size
@@ -180,9 +185,7 @@ def shorter_answer_accuracy(pairs: list[dict[str, Any]]) -> float:
 def text_bits(model: Any, tokenizer: Any, texts: list[str], max_length: int = 1024) -> list[dict[str, float]]:
     """Per raw text: its negative log-likelihood in bits ("bits"), the tokens scored ("tokens") and its size in UTF-8
     bytes ("bytes") and characters ("chars"). sum(bits) / sum(bytes) over all texts is bits_per_unit(..., "byte")."""
-    pairs = [text_ids(tokenizer, t, max_length) for t in texts]
-    if any(len(ids) == max_length for ids, _ in pairs):
-        raise ValueError(f"a text is longer than max_length={max_length} tokens; split it or raise max_length")
+    pairs = _whole_text_ids(tokenizer, texts, max_length)
     was_training = model.training
     model.eval()
     found = []
