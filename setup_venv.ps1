@@ -1,7 +1,7 @@
 # Set up and use the project's virtual environment on Windows (PowerShell 5.1+ or 7).
 #   .\setup_venv.ps1          create/update venv\ (idempotent)
 #   .\setup_venv.ps1 run      ... then execute every notebook headless into runs\<notebook>\
-#   .\setup_venv.ps1 test     ... then run the unit tests and every notebook under nbval (smoke profile)
+#   .\setup_venv.ps1 test     ... then lint with ruff, run the unit tests and every notebook under nbval (smoke profile)
 # Environment: $env:SMOKE_TEST=1 (smoke profile for `run`), VENV_DIR (default venv), PYTHON (default python),
 #              SMOL_RUNS_DIR (default runs\), SMOL_CACHE_DIR (converted offline model)
 param([ValidateSet("setup", "run", "test")][string]$Command = "setup", [Parameter(ValueFromRemainingArguments = $true)][string[]]$PytestArgs)
@@ -57,6 +57,8 @@ function Run-Notebooks {
 function Run-Tests {
     $env:SMOKE_TEST = "1"
     if (-not $env:SMOL_RUNS_DIR) { $env:SMOL_RUNS_DIR = Join-Path $PWD "runs\smoke-tests" }
+    # Lint first (seconds): pyflakes, isort and lines of at most 120 characters.
+    if (-not $PytestArgs) { Invoke-Checked $VenvPython @("-m", "ruff", "check", ".") }
     Invoke-Checked $VenvPython (@("-m", "pytest") + $PytestArgs)
 }
 

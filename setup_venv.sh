@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Set up and use the project's virtual environment.
 #   ./setup_venv.sh          create/update venv/ (idempotent)
-#   ./setup_venv.sh run      ... then execute every notebook headless into runs/<notebook>/
-#   ./setup_venv.sh test     ... then run the unit tests and every notebook under nbval (smoke profile), each notebook
-#                            copied alone into an empty folder first; with pytest args, just those
+#   ./setup_venv.sh run [02 05 ...]
+#                            ... then execute every notebook (or the ones named) headless into runs/<notebook>/
+#   ./setup_venv.sh test     ... then lint with ruff, run the unit tests and every notebook under nbval (smoke
+#                            profile), each notebook copied alone into an empty folder first; with pytest args, just those
 #   ./setup_venv.sh colab-sim [02 ... | all]
 #                            ... then a simulated Colab (venv-colab-sim/): resolve all six install cells for Python 3.13
 #                            with Colab's torch held, run the install cell and nbval on the chosen notebooks (default 02)
+#   ./setup_venv.sh bench [--steps N] ... then train 02's LoRA via Unsloth and via plain TRL+PEFT; runs/bench/
 # Environment: SMOKE_TEST=1 (smoke profile for `run`), VENV_DIR (default venv), PYTHON (default python3),
 #              SMOL_RUNS_DIR (default runs/), SMOL_CACHE_DIR (converted offline model; default ~/.cache/smol-trainer-notebooks)
 set -euo pipefail
@@ -44,17 +46,12 @@ setup() {
 }
 
 run_notebooks() {
-  local runs=${SMOL_RUNS_DIR:-runs}
-  for nb in notebooks/*.ipynb; do
-    local name; name=$(basename "$nb" .ipynb)
-    mkdir -p "$runs/$name"
-    echo "== $name (profile: $([ "${SMOKE_TEST:-0}" = 1 ] && echo smoke || echo full))"
-    local start=$SECONDS
-    "$VENV_DIR/bin/jupyter" nbconvert --to notebook --execute "$nb" --output-dir "$runs/$name" --output "$name.ipynb" \
-      --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3 --log-level=WARN
-    echo "   done in $((SECONDS - start)) s -> $runs/$name/"
-  done
-  SMOL_RUNS_DIR="$runs" "$VENV_DIR/bin/python" -m helpers.results
+  # Progress as it runs (section headings, printed text, training steps), expected times from data/reference/, and a
+  # table of measured times at the end; Ctrl-C keeps the notebooks that finished. Then the before/after summary.
+  local rc=0
+  "$VENV_DIR/bin/python" tools/run_notebooks.py "$@" || rc=$?
+  SMOL_RUNS_DIR="${SMOL_RUNS_DIR:-runs}" "$VENV_DIR/bin/python" -m helpers.results
+  return $rc
 }
 
 run_tests() {
@@ -65,14 +62,17 @@ run_tests() {
     local alone="$runs/notebooks-alone"
     rm -rf "$alone"; mkdir -p "$alone"; cp notebooks/*.ipynb "$alone/"
     set -- tests/unit "$alone" tests/results
+    # Lint first (seconds): pyflakes, isort and lines of at most 120 characters, in helpers, tests, tools and notebooks.
+    "$VENV_DIR/bin/ruff" check . || { echo "ruff found the problems above: fix them (ruff check --fix . fixes some)" >&2; return 1; }
   fi
   SMOKE_TEST=1 SMOL_RUNS_DIR="$runs" "$VENV_DIR/bin/python" -m pytest "$@"
 }
 
 case "${1:-setup}" in
   setup) setup ;;
-  run) setup; run_notebooks ;;
+  run) shift; setup; run_notebooks "$@" ;;
   test) shift; setup; run_tests "$@" ;;
   colab-sim) shift; setup; "$VENV_DIR/bin/python" tools/colab_sim.py "$@" ;;
-  *) echo "usage: $0 [setup|run|test [pytest args]|colab-sim [02 ... | all]]" >&2; exit 2 ;;
+  bench) shift; setup; "$VENV_DIR/bin/python" tools/bench.py "$@" ;;
+  *) echo "usage: $0 [setup|run [02 ...]|test [pytest args]|colab-sim [02 ... | all]|bench [--steps N]]" >&2; exit 2 ;;
 esac

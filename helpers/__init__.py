@@ -15,6 +15,7 @@ __all__ = [
     "colab",
     "corpora",
     "data",
+    "display",
     "evaluation",
     "generation",
     "models",
@@ -23,6 +24,7 @@ __all__ = [
     "results",
     "rewards",
     "runtime",
+    "t4",
     "vocab",
     "widgets",
 ]

@@ -152,6 +152,9 @@ def install(
     if stale:
         listed = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in stale.items())
         print(f"Already imported before the install, now replaced on disk: {listed}.")
-        print("Restarting the runtime so that Python loads the new versions: when it has reconnected, run all cells again.")
+        print(
+            "Restarting the runtime so that Python loads the new versions: "
+            "when it has reconnected, run all cells again."
+        )
         restart()
     return {"installed": True, "unmet": {}, "changed": stale}

@@ -18,7 +18,8 @@ DEVANAGARI = re.compile(r"[\u0900-\u097F]")
 LATIN = re.compile(r"[A-Za-z]")
 SCRIPTS = ("bilingual", "hindi", "english", "any")
 HINDI_HUB = ("wikimedia/wikipedia", "20231101.hi")
-CODE_HUB_ID = "Nan-Do/code-search-net-python"  # parquet copy of CodeSearchNet's Python split (the original needs a loading script)
+# parquet copy of CodeSearchNet's Python split (the original needs a loading script)
+CODE_HUB_ID = "Nan-Do/code-search-net-python"
 
 
 def check_script(text: str, script: str, where: str) -> None:
@@ -28,11 +29,16 @@ def check_script(text: str, script: str, where: str) -> None:
         raise ValueError(f"script must be one of {SCRIPTS}")
     has_hindi, has_latin = bool(DEVANAGARI.search(text)), bool(LATIN.search(text))
     if script == "hindi" and (not has_hindi or has_latin):
-        raise DataFormatError(f"{where}: expected Hindi in Devanagari only" + (" (found no Devanagari)" if not has_hindi else " (found Latin letters)"))
+        raise DataFormatError(
+            f"{where}: expected Hindi in Devanagari only"
+            + (" (found no Devanagari)" if not has_hindi else " (found Latin letters)")
+        )
     if script == "english" and has_hindi:
         raise DataFormatError(f"{where}: expected English only, found Devanagari")
     if script == "bilingual" and not (has_hindi and re.search(r"\([^)]*[A-Za-z][^)]*\)", text)):
-        raise DataFormatError(f"{where}: expected Hindi in Devanagari followed by an English translation in parentheses")
+        raise DataFormatError(
+            f"{where}: expected Hindi in Devanagari followed by an English translation in parentheses"
+        )
 
 
 def load_text_lines(path: str | Path, script: str = "any") -> list[str]:
@@ -118,7 +124,8 @@ def is_heldout_module(module: str, percent: int = 10) -> bool:
 
 
 def functions_in_source(source: str, module: str, max_chars: int = 2000) -> list[dict[str, str]]:
-    """Top-level and method functions that have a docstring: {module, name, code, prompt} with prompt = signature + docstring."""
+    """Top-level and method functions that have a docstring: {module, name, code, prompt} with prompt = signature
+    + docstring."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -138,13 +145,18 @@ def functions_in_source(source: str, module: str, max_chars: int = 2000) -> list
     return found
 
 
-def stdlib_functions(max_chars: int = 2000, heldout_percent: int = 10) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+def stdlib_functions(
+    max_chars: int = 2000, heldout_percent: int = 10
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     """(train, heldout) functions with docstrings from the standard library, split by module; test suites excluded."""
     root = stdlib_dir()
     train, heldout = [], []
     for path in sorted(root.rglob("*.py")):
         relative = path.relative_to(root)
-        if relative.parts[0] in ("site-packages", "idlelib", "lib2to3", "turtledemo") or {"test", "tests"} & set(relative.parts):
+        if (
+            relative.parts[0] in ("site-packages", "idlelib", "lib2to3", "turtledemo")
+            or {"test", "tests"} & set(relative.parts)
+        ):
             continue
         module = ".".join(relative.with_suffix("").parts)
         try:
@@ -168,7 +180,8 @@ def hub_function(row: Any, where: str, max_chars: int = 2000) -> str:
     if not parses(code):
         raise DataFormatError(f"{where}: not valid Python 3")
     found = functions_in_source(code, where, max_chars)
-    if not found or not code.startswith(found[0]["code"].rstrip()):  # found[0] must be the row's own (outermost) function
+    # found[0] must be the row's own (outermost) function
+    if not found or not code.startswith(found[0]["code"].rstrip()):
         raise DataFormatError(f"{where}: not one undecorated function with a docstring and a body")
     return code
 
@@ -179,7 +192,9 @@ def load_code_hub(limit: int, max_chars: int = 2000) -> list[str]:
     from datasets import load_dataset
 
     rows = load_dataset(CODE_HUB_ID, split="train", streaming=True)
-    return keep_valid(rows, lambda row, where: hub_function(row, where, max_chars), CODE_HUB_ID, limit, unit="functions")
+    return keep_valid(
+        rows, lambda row, where: hub_function(row, where, max_chars), CODE_HUB_ID, limit, unit="functions"
+    )
 
 
 def cut_function(prompt: str, completion: str) -> str:
@@ -203,7 +218,9 @@ def has_body(code: str) -> bool:
     if function is None:
         return False
     body = function.body[1:] if ast.get_docstring(function, clean=False) is not None else function.body
-    placeholder = lambda s: isinstance(s, ast.Pass) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and s.value.value is Ellipsis)  # noqa: E731
+    placeholder = lambda s: isinstance(s, ast.Pass) or (  # noqa: E731
+        isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and s.value.value is Ellipsis
+    )
     return any(not placeholder(statement) for statement in body)
 
 
@@ -216,7 +233,9 @@ def parses(code: str) -> bool:
     return True
 
 
-def next_line_tasks(functions: list[dict[str, str]], per_function: int = 3, min_chars: int = 12) -> list[dict[str, str]]:
+def next_line_tasks(
+    functions: list[dict[str, str]], per_function: int = 3, min_chars: int = 12
+) -> list[dict[str, str]]:
     """Line-completion tasks (as in CodeXGLUE's line-level completion) from functions {code, prompt}: the code up to the
     end of one body line, without its newline, as `prompt`, and the next line (stripped) as `target`. Per function,
     up to `per_function` target lines spread over the body, skipping the first body line, blank lines, comments and
@@ -229,12 +248,16 @@ def next_line_tasks(functions: list[dict[str, str]], per_function: int = 3, min_
         lines = code.splitlines(keepends=True)
         starts = [sum(map(len, lines[:i])) for i in range(len(lines))]
         body = [i for i, line in enumerate(lines) if starts[i] >= len(header)]
-        candidates = [i for i in body[1:] if len(lines[i].strip()) >= min_chars and not lines[i].lstrip().startswith("#")]
+        candidates = [
+            i for i in body[1:] if len(lines[i].strip()) >= min_chars and not lines[i].lstrip().startswith("#")
+        ]
         if not candidates:
             continue
         step = len(candidates) / min(per_function, len(candidates))
         for i in sorted({candidates[int(k * step)] for k in range(min(per_function, len(candidates)))}):
-            tasks.append({"name": function.get("name", ""), "prompt": code[: starts[i]].rstrip("\n"), "target": lines[i].strip()})
+            tasks.append(
+                {"name": function.get("name", ""), "prompt": code[: starts[i]].rstrip("\n"), "target": lines[i].strip()}
+            )
     return tasks
 
 

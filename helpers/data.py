@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 
 from helpers import DATA_DIR  # noqa: F401  (re-exported: data.DATA_DIR)
 
-ALPACA_FIELDS = ("instruction", "input", "output")
 ALPACA_HUB_ID = "yahma/alpaca-cleaned"
 
 
@@ -78,7 +77,9 @@ def numbered_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
         line = path.read_bytes()[: err.start].count(b"\n") + 1
-        raise DataFormatError(f"{path}, line {line}: not valid UTF-8 (byte {err.start}); save the file as UTF-8") from err
+        raise DataFormatError(
+            f"{path}, line {line}: not valid UTF-8 (byte {err.start}); save the file as UTF-8"
+        ) from err
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -96,7 +97,8 @@ def numbered_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def check_text_fields(row: Any, where: str, required: Iterable[str], optional: Iterable[str] = ()) -> None:
-    """Raise DataFormatError unless `row` is a dict whose required fields are non-empty strings and optional ones strings."""
+    """Raise DataFormatError unless `row` is a dict whose required fields are non-empty strings and optional ones
+    strings."""
     if not isinstance(row, dict):
         raise DataFormatError(f"{where}: expected an object with fields {list(required)}, got {type(row).__name__}")
     for name in required:
@@ -130,7 +132,9 @@ def load_alpaca(path: str | Path) -> list[dict[str, str]]:
     return [clean_alpaca_row(row, f"{path}, line {number}") for number, row in numbered_jsonl(path)]
 
 
-def load_alpaca_hub(split: str = "train", limit: int | None = None, dataset_id: str = ALPACA_HUB_ID) -> list[dict[str, str]]:
+def load_alpaca_hub(
+    split: str = "train", limit: int | None = None, dataset_id: str = ALPACA_HUB_ID
+) -> list[dict[str, str]]:
     """The first `limit` valid Alpaca rows from the Hugging Face hub (needs network; used on Colab).
     Rows validate_alpaca would reject are skipped and counted in the printed summary."""
     from datasets import load_dataset
@@ -150,11 +154,6 @@ def alpaca_to_prompt_completion(row: dict[str, str]) -> dict[str, list[dict[str,
     """TRL's conversational prompt-completion format: the loss is then computed on the completion only."""
     messages = alpaca_to_messages(row)
     return {"prompt": messages[:-1], "completion": messages[-1:]}
-
-
-def to_chat_text(messages: list[dict[str, str]], tokenizer: Any) -> str:
-    """Render a chat with the model's own chat template (no generation prompt)."""
-    return tokenizer.apply_chat_template(messages, tokenize=False)
 
 
 def prompt_of(messages: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -200,7 +199,9 @@ def preference_row(row: Any, where: str) -> dict[str, list[dict[str, str]]]:
             "rejected": [{"role": "assistant", "content": row["rejected"].strip()}],
         }
     if pair["chosen"] == pair["rejected"]:
-        raise DataFormatError(f"{where}: fields 'chosen' and 'rejected' are identical, so there is no preference to learn")
+        raise DataFormatError(
+            f"{where}: fields 'chosen' and 'rejected' are identical, so there is no preference to learn"
+        )
     if isinstance(row, dict) and row.get("kind"):  # what the pair tests (the shipped held-out set labels each pair)
         pair["kind"] = row["kind"]
     return pair
@@ -219,7 +220,9 @@ def load_preferences(path: str | Path) -> list[dict[str, list[dict[str, str]]]]:
     return [preference_row(row, f"{path}, line {number}") for number, row in numbered_jsonl(path)]
 
 
-def load_preferences_hub(limit: int | None = None, dataset_id: str = ORCA_DPO_HUB_ID) -> list[dict[str, list[dict[str, str]]]]:
+def load_preferences_hub(
+    limit: int | None = None, dataset_id: str = ORCA_DPO_HUB_ID
+) -> list[dict[str, list[dict[str, str]]]]:
     """The first `limit` valid pairs of orca_dpo_pairs from the hub (needs network; used on Colab).
     Rows validate_preferences would reject are skipped and counted in the printed summary."""
     from datasets import load_dataset

@@ -94,25 +94,34 @@ def fertility(tokenizer: Any, texts: list[str]) -> dict[str, float]:
     tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
     words = sum(len(t.split()) for t in texts)
     chars = sum(len(t) for t in texts)
-    return {"tokens_per_word": round(tokens / words, 3), "chars_per_token": round(chars / tokens, 3), "tokens": tokens, "words": words}
+    return {
+        "tokens_per_word": round(tokens / words, 3),
+        "chars_per_token": round(chars / tokens, 3),
+        "tokens": tokens,
+        "words": words,
+    }
 
 
-def completion_logprob(model: Any, tokenizer: Any, prompt: Messages, completion: Messages, max_length: int = 1024) -> float:
+def completion_logprob(
+    model: Any, tokenizer: Any, prompt: Messages, completion: Messages, max_length: int = 1024
+) -> float:
     """log p(completion | prompt) summed over the completion's tokens (nats)."""
     ids, labels = chat_example_ids(tokenizer, prompt + completion, max_length)
     nll, _ = _total_nll(model, [(ids, labels)])
     return -nll
 
 
-def preference_metrics(model: Any, tokenizer: Any, pairs: list[dict[str, Any]], beta: float, max_length: int = 1024) -> dict[str, Any]:
+def preference_metrics(
+    model: Any, tokenizer: Any, pairs: list[dict[str, Any]], beta: float, max_length: int = 1024
+) -> dict[str, Any]:
     """DPO's view of held-out pairs, for a PEFT model whose adapter-off state is the reference.
 
-    reward(y) = beta * (log pi(y|x) - log pi_ref(y|x)). Returns the share of pairs where reward(chosen) > reward(rejected)
-    (ties count half: before training policy == reference, so every pair ties at 0.5), the mean reward margin,
-    and the share of pairs where the policy alone gives chosen a higher log-probability than rejected. "by_kind" has
-    accuracy and margin for each `kind` of pair (pairs without one: "unlabelled"), the number of pairs, and the
-    accuracy of a rule that knows nothing but length: prefer the shorter answer. "per_pair" lists each pair's kind
-    and the implicit rewards of its chosen and rejected answers (for plots.plot_pair_rewards).
+    reward(y) = beta * (log pi(y|x) - log pi_ref(y|x)). Returns the share of pairs where
+    reward(chosen) > reward(rejected) (ties count half: before training policy == reference, so every pair ties at 0.5),
+    the mean reward margin, and the share of pairs where the policy alone gives chosen a higher log-probability than
+    rejected. "by_kind" has accuracy and margin for each `kind` of pair (pairs without one: "unlabelled"), the number of
+    pairs, and the accuracy of a rule that knows nothing but length: prefer the shorter answer. "per_pair" lists each
+    pair's kind and the implicit rewards of its chosen and rejected answers (for plots.plot_pair_rewards).
     """
     per_pair = pair_rewards(model, tokenizer, pairs, beta, max_length)
     margins = [c - r for (c, r), _ in per_pair]
@@ -143,7 +152,8 @@ def preference_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[st
     results.json uses: heldout_reward_accuracy, heldout_reward_margin, heldout_logprob_accuracy and heldout_by_kind
     (per kind: pairs, the prefer-the-shorter rule's accuracy, reward accuracy and margin). For results.record."""
     found: dict[str, Any] = {
-        f"heldout_{name}": (before[name], after[name]) for name in ("reward_accuracy", "reward_margin", "logprob_accuracy")
+        f"heldout_{name}": (before[name], after[name])
+        for name in ("reward_accuracy", "reward_margin", "logprob_accuracy")
     }
     found["heldout_by_kind"] = {
         kind: {"pairs": now["pairs"], "shorter_answer_accuracy": now["shorter_answer_accuracy"],
@@ -164,9 +174,14 @@ def pair_rewards(
     """Per pair: ((reward chosen, reward rejected), 1/0.5/0 when the policy's log-prob prefers chosen/ties/rejected)."""
     found = []
     for pair in pairs:
-        policy = [completion_logprob(model, tokenizer, pair["prompt"], pair[k], max_length) for k in ("chosen", "rejected")]
+        policy = [
+            completion_logprob(model, tokenizer, pair["prompt"], pair[k], max_length) for k in ("chosen", "rejected")
+        ]
         with model.disable_adapter():
-            reference = [completion_logprob(model, tokenizer, pair["prompt"], pair[k], max_length) for k in ("chosen", "rejected")]
+            reference = [
+                completion_logprob(model, tokenizer, pair["prompt"], pair[k], max_length)
+                for k in ("chosen", "rejected")
+            ]
         chosen, rejected = (beta * (p - r) for p, r in zip(policy, reference))
         found.append(((chosen, rejected), 1.0 if policy[0] > policy[1] else 0.5 if policy[0] == policy[1] else 0.0))
     return found
@@ -192,7 +207,9 @@ def text_bits(model: Any, tokenizer: Any, texts: list[str], max_length: int = 10
     try:
         for (ids, labels), text in zip(pairs, texts):
             nll, count = summed_nll(model, ids, labels)
-            found.append({"bits": nll / math.log(2), "tokens": count, "bytes": len(text.encode("utf-8")), "chars": len(text)})
+            found.append(
+                {"bits": nll / math.log(2), "tokens": count, "bytes": len(text.encode("utf-8")), "chars": len(text)}
+            )
     finally:
         model.train(was_training)
     return found

@@ -1,9 +1,10 @@
-"""Generate answers (greedy by default) and show before/after comparisons."""
+"""Generate answers (greedy by default) and show before/after comparisons (tables: helpers.display)."""
 
 from __future__ import annotations
 
-import html
 from typing import Any
+
+from helpers import display
 
 Prompt = str | list[dict[str, str]]
 
@@ -38,7 +39,9 @@ def generate(
         tokenizer.apply_chat_template(as_messages(p), tokenize=False, add_generation_prompt=True) if chat else p
         for p in prompts
     ]
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+    sampling = (
+        {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+    )
     was_training, side = model.training, tokenizer.padding_side
     model.eval()
     tokenizer.padding_side = "left"
@@ -49,7 +52,9 @@ def generate(
         set_seed(seed)
     try:
         for start in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+            batch = tokenizer(
+                texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+            )
             batch = batch.to(model.device)
             with torch.no_grad():
                 output = model.generate(
@@ -80,37 +85,16 @@ def comparison_rows(prompts: list[Prompt], columns: dict[str, list[str]]) -> lis
     for name, values in columns.items():
         if len(values) != len(prompts):
             raise ValueError(f"column {name!r} has {len(values)} answers for {len(prompts)} prompts")
-    return [{"prompt": prompt_text(p), **{name: values[i] for name, values in columns.items()}} for i, p in enumerate(prompts)]
-
-
-def html_table(rows: list[dict[str, Any]]) -> str:
-    """A small HTML table (text escaped, newlines kept) for notebooks."""
-    if not rows:
-        return "<p>(no rows)</p>"
-    cell = 'style="text-align:left;vertical-align:top;white-space:pre-wrap;max-width:420px"'
-    head = "".join(f"<th {cell}>{html.escape(str(k))}</th>" for k in rows[0])
-    body = "".join("<tr>" + "".join(f"<td {cell}>{html.escape(str(v))}</td>" for v in row.values()) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def show_table(rows: list[dict[str, Any]]) -> None:
-    """Display rows as an HTML table in Jupyter (or print them as text elsewhere)."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import HTML, display
-    except ImportError:
-        get_ipython = None  # type: ignore[assignment]
-    if get_ipython is not None and get_ipython() is not None:
-        display(HTML(html_table(rows)))
-        return
-    for row in rows:
-        print(" | ".join(f"{k}: {v}" for k, v in row.items()))
+    return [
+        {"prompt": prompt_text(p), **{name: values[i] for name, values in columns.items()}}
+        for i, p in enumerate(prompts)
+    ]
 
 
 def show_comparison(prompts: list[Prompt], before: list[str], after: list[str]) -> list[dict[str, str]]:
     """Show the prompt | before | after table and return its rows."""
     rows = comparison_rows(prompts, {"before": before, "after": after})
-    show_table(rows)
+    display.show_table(rows)
     return rows
 
 
@@ -126,7 +110,11 @@ def loop_check(text: str, script: Any = None, min_share: float = 0.5, min_distin
     words = text.split()
     bigrams = list(zip(words, words[1:]))
     distinct = len(set(bigrams)) / len(bigrams) if bigrams else 0.0
-    return {"script_share": round(share, 3), "distinct_bigrams": round(distinct, 3), "passes": share >= min_share and distinct >= min_distinct}
+    return {
+        "script_share": round(share, 3),
+        "distinct_bigrams": round(distinct, 3),
+        "passes": share >= min_share and distinct >= min_distinct,
+    }
 
 
 def decoding_speed(model: Any, tokenizer: Any, texts: list[str]) -> dict[str, float]:
@@ -151,4 +139,6 @@ def decoding_speed(model: Any, tokenizer: Any, texts: list[str]) -> dict[str, fl
             chars, tokens = chars + len(text), tokens + len(ids)
     seconds = time.perf_counter() - start
     model.train(was_training)
-    return {"chars": chars, "tokens": tokens, "seconds": round(seconds, 2), "chars_per_second": round(chars / seconds, 2)}
+    return {
+        "chars": chars, "tokens": tokens, "seconds": round(seconds, 2), "chars_per_second": round(chars / seconds, 2)
+    }

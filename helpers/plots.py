@@ -13,7 +13,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
-
 def _finish(fig: plt.Figure, path: str | Path | None, title: str = "") -> plt.Figure:
     """Title, tight layout, and a PNG at `path` when one is given."""
     if title:
@@ -94,7 +93,11 @@ def plot_losses(log_history: list[dict[str, Any]], path: str | Path | None = Non
 
 
 def plot_bars(
-    values: dict[str, dict[str, float]], path: str | Path | None = None, title: str = "", ylabel: str = "", lines: dict[str, float] | None = None
+    values: dict[str, dict[str, float]],
+    path: str | Path | None = None,
+    title: str = "",
+    ylabel: str = "",
+    lines: dict[str, float] | None = None,
 ) -> plt.Figure:
     """Grouped bars, e.g. {"Hindi": {"before": 3.1, "after": 2.4}, "English": {...}}; `lines` adds labelled dashed
     horizontal lines, e.g. {"pass@8": 0.7}."""
@@ -116,7 +119,9 @@ def plot_bars(
     return _finish(fig, path)
 
 
-def plot_curves(curves: dict[str, dict[str, list[float]]], path: str | Path | None = None, title: str = "", ylabel: str = "loss") -> plt.Figure:
+def plot_curves(
+    curves: dict[str, dict[str, list[float]]], path: str | Path | None = None, title: str = "", ylabel: str = "loss"
+) -> plt.Figure:
     """Several saved curves ({"step": [...], "loss": [...]}) on one axis, e.g. two runs' training loss."""
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for name, curve in curves.items():
@@ -136,7 +141,9 @@ def plot_paired(
     """One point per item (x: before, y: after), e.g. the bits per byte of each held-out text, with the line
     after = before: points under it went down with training. The legend counts the points under and over the line."""
     if len(before) != len(after) or not before:
-        raise ValueError(f"before and after need the same, non-zero number of values (got {len(before)} and {len(after)})")
+        raise ValueError(
+            f"before and after need the same, non-zero number of values (got {len(before)} and {len(after)})"
+        )
     low, high = min(before + after), max(before + after)
     pad = 0.05 * (high - low or 1.0)
     lower = sum(a < b for b, a in zip(before, after))
@@ -180,14 +187,21 @@ def plot_lora_update(model: Any, module_name: str, path: str | Path | None = Non
     for spec, matrix, title in panels:
         ax = fig.add_subplot(spec)
         limit = float(matrix.abs().max()) or 1.0
-        image = ax.imshow(matrix.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest")
+        image = ax.imshow(
+            matrix.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest"
+        )
         ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=7)
         fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02).ax.tick_params(labelsize=7)
     note = fig.add_subplot(grid[0, 0])
     note.axis("off")
-    note.text(0, 0.5, f"{module_name}\ntrained: A + B =\n{a.numel() + b.numel():,} numbers\ninstead of {delta.numel():,}",
-              fontsize=8, va="center")
+    note.text(
+        0,
+        0.5,
+        f"{module_name}\ntrained: A + B =\n{a.numel() + b.numel():,} numbers\ninstead of {delta.numel():,}",
+        fontsize=8,
+        va="center",
+    )
     fig.suptitle("LoRA: the update of one weight matrix is the product of two thin ones")
     if path is not None:
         fig.savefig(path, dpi=110)
@@ -204,7 +218,9 @@ def dpo_loss_curve(beta: float, logratio_margins: list[float]) -> tuple[list[flo
     return losses, weights
 
 
-def plot_dpo_loss(betas: list[float], path: str | Path | None = None, span: tuple[float, float] = (-10.0, 40.0)) -> plt.Figure:
+def plot_dpo_loss(
+    betas: list[float], path: str | Path | None = None, span: tuple[float, float] = (-10.0, 40.0)
+) -> plt.Figure:
     """Two panels over the log-ratio margin d (nats), one curve per beta: DPO's loss -log sigmoid(beta * d), and the
     weight sigmoid(-beta * d) that scales each pair's gradient (how hard a pair still pushes)."""
     import math
@@ -244,7 +260,9 @@ def plot_pair_rewards(per_pair: list[dict[str, Any]], path: str | Path | None = 
     pad = 0.08 * (high - low or 1.0)
     low, high = low - pad, high + pad
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    ax.fill_between([low, high], [low, low], [low, high], color="tab:green", alpha=0.07, label="below the line: chosen wins")
+    ax.fill_between(
+        [low, high], [low, low], [low, high], color="tab:green", alpha=0.07, label="below the line: chosen wins"
+    )
     ax.plot([low, high], [low, high], "--", color="0.5", linewidth=1, label="chosen = rejected")
     for kind in sorted({p["kind"] for p in per_pair}):
         points = [p for p in per_pair if p["kind"] == kind]
@@ -264,11 +282,15 @@ def plot_pair_rewards(per_pair: list[dict[str, Any]], path: str | Path | None = 
     return _finish(fig, path)
 
 
-def plot_group(rewards: list[float], advantages: list[float], path: str | Path | None = None, title: str = "") -> plt.Figure:
+def plot_group(
+    rewards: list[float], advantages: list[float], path: str | Path | None = None, title: str = ""
+) -> plt.Figure:
     """One GRPO group, completion by completion: the summed reward (left, with the group mean dashed) and the
     group-relative advantage (right: green above 0 = made more likely, red below 0 = made less likely, grey = 0)."""
     if len(rewards) != len(advantages) or not rewards:
-        raise ValueError(f"rewards and advantages need the same, non-zero length (got {len(rewards)} and {len(advantages)})")
+        raise ValueError(
+            f"rewards and advantages need the same, non-zero length (got {len(rewards)} and {len(advantages)})"
+        )
     xs = list(range(1, len(rewards) + 1))
     mean = sum(rewards) / len(rewards)
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.4))

@@ -36,7 +36,11 @@ def _level2(rng: random.Random) -> tuple[str, int, str]:
         return f"What is {a} * {b}?", a * b, f"{a} * {b} = {a * b}."
     name, item = rng.choice(NAMES), rng.choice(ITEMS)
     a, b = rng.randint(3, 20), rng.randint(2, 15)
-    return f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?", a + b, f"{name} starts with {a} {item} and gets {b} more: {a} + {b} = {a + b}."
+    return (
+        f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?",
+        a + b,
+        f"{name} starts with {a} {item} and gets {b} more: {a} + {b} = {a + b}.",
+    )
 
 
 def _level3(rng: random.Random) -> tuple[str, int, str]:
@@ -51,12 +55,17 @@ def _level3(rng: random.Random) -> tuple[str, int, str]:
             f"{name} has {boxes} boxes with {per_box} {item} in each box and gives away {given} {item}. "
             f"How many {item} are left?",
             boxes * per_box - given,
-            f"{boxes} boxes * {per_box} = {boxes * per_box} {item}. {boxes * per_box} - {given} = {boxes * per_box - given}.",
+            f"{boxes} boxes * {per_box} = {boxes * per_box} {item}. "
+            f"{boxes * per_box} - {given} = {boxes * per_box - given}.",
         )
     name = rng.choice(NAMES)
     money, price, count = rng.randint(20, 100), rng.randint(2, 6), rng.randint(1, 3)
-    return f"{name} has {money} dollars and buys {count} books that cost {price} dollars each. How many dollars are left?", money - price * count, (
-        f"{count} books * {price} dollars = {price * count} dollars. {money} - {price * count} = {money - price * count}."
+    return (
+        f"{name} has {money} dollars and buys {count} books that cost {price} dollars each. "
+        "How many dollars are left?",
+        money - price * count,
+        f"{count} books * {price} dollars = {price * count} dollars. "
+        f"{money} - {price * count} = {money - price * count}.",
     )
 
 
@@ -64,7 +73,8 @@ MAKERS: dict[int, Callable[[random.Random], tuple[str, int, str]]] = {1: _level1
 
 
 def make_problems(n: int, seed: int, levels: tuple[int, ...] = LEVELS, exclude: set[str] | None = None) -> list[dict]:
-    """n distinct problems {question, answer, level, reasoning}, reproducible from `seed`; questions in `exclude` are skipped."""
+    """n distinct problems {question, answer, level, reasoning}, reproducible from `seed`; questions in `exclude` are
+    skipped."""
     if n < 1:
         raise ValueError("n must be at least 1")
     unknown = set(levels) - set(MAKERS)
@@ -102,14 +112,21 @@ def worked_solution(problem: dict) -> str:
 
 def warmup_rows(problems: list[dict]) -> list[dict]:
     """Prompt-completion rows (for SFTTrainer) that show the answer format on worked solutions."""
-    return [{"prompt": to_prompt(p), "completion": [{"role": "assistant", "content": worked_solution(p)}]} for p in problems]
+    return [
+        {"prompt": to_prompt(p), "completion": [{"role": "assistant", "content": worked_solution(p)}]}
+        for p in problems
+    ]
 
 
-def solve_rate(model: Any, tokenizer: Any, problems: list[dict], max_new_tokens: int = 128, batch_size: int = 32) -> dict[str, Any]:
+def solve_rate(
+    model: Any, tokenizer: Any, problems: list[dict], max_new_tokens: int = 128, batch_size: int = 32
+) -> dict[str, Any]:
     """Greedy answers to `problems`: accuracy, format-compliance rate, accuracy per level, and one row per problem."""
     from helpers import generation, rewards
 
-    completions = generation.generate(model, tokenizer, [to_prompt(p) for p in problems], max_new_tokens, batch_size=batch_size)
+    completions = generation.generate(
+        model, tokenizer, [to_prompt(p) for p in problems], max_new_tokens, batch_size=batch_size
+    )
     correct = rewards.correctness_reward(completions, answer=[p["answer"] for p in problems])
     formatted = rewards.format_reward(completions)
     partial = rewards.partial_credit_reward(completions)
@@ -130,7 +147,13 @@ def solve_rate(model: Any, tokenizer: Any, problems: list[dict], max_new_tokens:
 
 
 def pass_at_k(
-    model: Any, tokenizer: Any, problems: list[dict], k: int, max_new_tokens: int = 128, temperature: float = 1.0, batch_size: int = 32
+    model: Any,
+    tokenizer: Any,
+    problems: list[dict],
+    k: int,
+    max_new_tokens: int = 128,
+    temperature: float = 1.0,
+    batch_size: int = 32,
 ) -> dict[str, Any]:
     """Sample `k` answers per problem, as GRPO does (temperature, no top-p cut), and count how many are right.
 
@@ -142,7 +165,9 @@ def pass_at_k(
     from helpers import generation, rewards
 
     prompts = [to_prompt(p) for p in problems for _ in range(k)]
-    completions = generation.generate(model, tokenizer, prompts, max_new_tokens, temperature=temperature, top_p=1.0, batch_size=batch_size)
+    completions = generation.generate(
+        model, tokenizer, prompts, max_new_tokens, temperature=temperature, top_p=1.0, batch_size=batch_size
+    )
     correct = rewards.correctness_reward(completions, answer=[p["answer"] for p in problems for _ in range(k)])
     rights = [sum(c > 0 for c in correct[i * k : (i + 1) * k]) for i in range(len(problems))]
 
@@ -155,4 +180,8 @@ def pass_at_k(
         }
 
     levels = sorted({p["level"] for p in problems})
-    return {"k": k, **summary(rights), "by_level": {lv: summary([r for p, r in zip(problems, rights) if p["level"] == lv]) for lv in levels}}
+    return {
+        "k": k,
+        **summary(rights),
+        "by_level": {lv: summary([r for p, r in zip(problems, rights) if p["level"] == lv]) for lv in levels},
+    }

@@ -73,7 +73,10 @@ def reference_note(run: dict[str, Any]) -> str:
     for path in paths:
         ref = json.loads(path.read_text(encoding="utf-8"))
         same = ref.get("profile") == run["profile"] and ref.get("train_data") == run.get("train_data")
-        verdict = "comparable number for number" if same else "other profile or training data: compare the direction of change only"
+        if same:
+            verdict = "comparable number for number"
+        else:
+            verdict = "other profile or training data: compare the direction of change only"
         lines.append(
             f"Reference {path.parent.name} ({ref.get('device')}, {ref.get('profile')} profile, trained on "
             f"{ref.get('train_data', '?')}; {ref.get('measured', '')}): {verdict}."
@@ -135,7 +138,8 @@ def _plain(value: Any) -> Any:
 
 def settings_of(namespace: Mapping[str, Any]) -> dict[str, Any]:
     """The knobs of a notebook: every UPPER_CASE name in `namespace` (pass `globals()` at the end of the Settings cell)
-    whose value is plain data, by its lower-case name. NOT_SETTINGS (bookkeeping and the install cell's pins) are left out."""
+    whose value is plain data, by its lower-case name. NOT_SETTINGS (bookkeeping and the install cell's pins) are
+    left out."""
     found = {}
     for name, value in namespace.items():
         if not name.isupper() or name.startswith("_") or name in NOT_SETTINGS or callable(value):

@@ -49,7 +49,8 @@ def correctness_reward(completions: list[Any], answer: list[int], **_: Any) -> l
 
 
 def partial_credit_reward(completions: list[Any], **_: Any) -> list[float]:
-    """Up to 1.0 of shaping: 0.125 for each of the four tags used exactly once, and 0.5 when the answer tag holds one integer."""
+    """Up to 1.0 of shaping: 0.125 for each of the four tags used exactly once, and 0.5 when the answer tag holds one
+    integer."""
     rewards = []
     for c in completions:
         text = completion_text(c)
@@ -82,11 +83,15 @@ def group_advantages(rewards: list[float], scale: str = "group") -> list[float]:
 
 
 def score_group(
-    completions: list[Any], answer: int, reward_functions: list[Callable[..., list[float]]] | None = None, scale: str = "group"
+    completions: list[Any],
+    answer: int,
+    reward_functions: list[Callable[..., list[float]]] | None = None,
+    scale: str = "group",
 ) -> list[dict[str, Any]]:
     """One row per completion of one prompt, scored as GRPOTrainer scores it: each reward function's value (by function
-    name), their sum `reward` (TRL's default weights are all 1.0; rounded to 4 digits) and the group-relative `advantage`
-    (rounded to 3 digits). `reward_functions` defaults to REWARD_FUNCTIONS; add your own to see what it would change."""
+    name), their sum `reward` (TRL's default weights are all 1.0; rounded to 4 digits) and the group-relative
+    `advantage` (rounded to 3 digits). `reward_functions` defaults to REWARD_FUNCTIONS; add your own to see what it
+    would change."""
     functions = REWARD_FUNCTIONS if reward_functions is None else reward_functions
     columns = {f.__name__: f(completions, answer=[answer] * len(completions)) for f in functions}
     totals = [sum(column[i] for column in columns.values()) for i in range(len(completions))]

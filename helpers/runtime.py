@@ -1,16 +1,21 @@
-"""Where are we running, which profile, seeds, versions, time and peak memory."""
+"""Where are we running (and is the hub reachable), which profile, versions, time and peak memory."""
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
-import random
-import resource
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+try:  # Unix only (Linux, macOS): the process's peak resident memory
+    import resource
+except ImportError:  # Windows: psutil's peak working set instead (peak_rss_mb)
+    resource = None  # type: ignore[assignment]
 
 VERSIONED_PACKAGES = ("torch", "transformers", "trl", "peft", "unsloth", "unsloth_zoo", "datasets", "accelerate")
 
@@ -31,6 +36,25 @@ def env_flag(name: str, env: dict[str, str] | None = None, use: str = "") -> boo
     if value in ("1", "true", "yes"):
         return True
     raise ValueError(f"{name}={value!r} is not understood: use {name}=1{use} or unset it.")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True when the Hugging Face hub answers and HF_HUB_OFFLINE is not set. The env var is read on every call; the
+    network answer is asked once per process (and timeout) and cached."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):  # huggingface_hub's values
+        return False
+    return _hub_answers(timeout)
+
+
+@functools.lru_cache(maxsize=None)
+def _hub_answers(timeout: float) -> bool:
+    from helpers.models import HUB_MODEL_ID
+
+    try:
+        urllib.request.urlopen(f"https://huggingface.co/api/models/{HUB_MODEL_ID}", timeout=timeout)
+    except Exception:
+        return False
+    return True
 
 
 def has_gpu() -> bool:
@@ -82,24 +106,6 @@ def profile(env: dict[str, str] | None = None) -> str:
     return "smoke" if env_flag("SMOKE_TEST", env, " for the smoke profile") else "full"
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA)."""
-    random.seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)
-    try:
-        import numpy as np
-
-        np.random.seed(seed)
-    except ImportError:
-        pass
-    try:
-        import torch
-
-        torch.manual_seed(seed)
-    except ImportError:
-        pass
-
-
 def versions(packages: tuple[str, ...] = VERSIONED_PACKAGES) -> dict[str, str]:
     """Installed versions of the packages that matter ('not installed' when missing)."""
     found = {"python": sys.version.split()[0]}
@@ -122,7 +128,12 @@ def print_versions() -> dict[str, str]:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
+    """Peak resident memory of this process so far, in MB: getrusage on Linux (KiB) and macOS (bytes); on Windows,
+    which has no `resource` module, psutil's peak working set (bytes)."""
+    if resource is None:
+        import psutil
+
+        return psutil.Process().memory_info().peak_wset / 2**20
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1024 if sys.platform != "darwin" else peak / 2**20
 
@@ -134,10 +145,13 @@ class Measurement:
     seconds: float = 0.0
     peak_memory_mb: float = 0.0
     memory_kind: str = ""
-    extra: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, float | str]:
-        return {"seconds": round(self.seconds, 2), "peak_memory_mb": round(self.peak_memory_mb, 1), "memory_kind": self.memory_kind}
+        return {
+            "seconds": round(self.seconds, 2),
+            "peak_memory_mb": round(self.peak_memory_mb, 1),
+            "memory_kind": self.memory_kind,
+        }
 
 
 @contextmanager

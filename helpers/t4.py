@@ -1,6 +1,7 @@
 """T4 emulation: make a bigger NVIDIA GPU take the precision and memory paths a free Colab T4 takes.
 
-Set SMOL_EMULATE_T4=1 and call `runtime.emulate_t4_if_asked()` before `import unsloth` (the notebooks' set-up cell does).
+Set SMOL_EMULATE_T4=1 and call `runtime.emulate_t4_if_asked()` before `import unsloth` (the notebooks' set-up cell
+does).
 On a CUDA machine it patches torch so that every check Unsloth, transformers, TRL and accelerate make sees a T4:
 compute capability (7, 5), so no bfloat16 (fp16 autocast with a gradient scaler; fp32 full fine-tuning), the name
 "Tesla T4", and 15 GiB of memory, which it also enforces with torch.cuda.set_per_process_memory_fraction. It does
@@ -61,7 +62,10 @@ class T4Properties:
         return getattr(self._real, key)
 
     def __repr__(self) -> str:
-        return f"T4Properties(name={self.name!r}, major={self.major}, minor={self.minor}, total_memory={self.total_memory})"
+        return (
+            f"T4Properties(name={self.name!r}, major={self.major}, minor={self.minor}, "
+            f"total_memory={self.total_memory})"
+        )
 
 
 def patch_torch(torch: Any) -> list[str]:

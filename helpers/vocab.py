@@ -3,6 +3,7 @@ append them, and initialise the new embedding rows from the old pieces (EEVE-sty
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 from collections import Counter
@@ -26,20 +27,12 @@ def mark_aware_pre_tokenizer() -> Any:
     ])
 
 
+@functools.lru_cache(maxsize=1)
 def _byte_decoder() -> dict[str, int]:
-    from tokenizers import pre_tokenizers
+    """GPT-2's unicode -> byte table (the inverse of the byte-level alphabet that transformers builds)."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
 
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    # GPT-2's byte<->unicode table: printable bytes map to themselves, the rest to 256+n in order.
-    table, n = {}, 0
-    for b in range(256):
-        ch = chr(b)
-        if ch in alphabet and (33 <= b <= 126 or 161 <= b <= 172 or 174 <= b <= 255):
-            table[ch] = b
-        else:
-            table[chr(256 + n)] = b
-            n += 1
-    return table
+    return {char: byte for byte, char in bytes_to_unicode().items()}
 
 
 def token_bytes(token: str) -> bytes:
@@ -49,7 +42,8 @@ def token_bytes(token: str) -> bytes:
 
 
 def is_devanagari_token(token: str) -> bool:
-    """True when a byte-level token holds only bytes that occur in Devanagari UTF-8 (and spaces), and some Devanagari lead byte."""
+    """True when a byte-level token holds only bytes that occur in Devanagari UTF-8 (and spaces), and some Devanagari
+    lead byte."""
     raw = token_bytes(token)
     return 0xE0 in raw and set(raw) <= DEVANAGARI_BYTES
 
@@ -57,9 +51,9 @@ def is_devanagari_token(token: str) -> bool:
 def learn_merges(tokenizer: Any, texts: list[str], num_merges: int, min_frequency: int = 2) -> list[tuple[str, str]]:
     """BPE merges learned *on top of* the base tokenizer's own segmentation of the Hindi words in `texts`.
 
-    Because every new merge ranks after all base merges, the base tokenizer first produces exactly the segmentation these
-    merges were learned on, and then applies them in order: each new token is reachable. (Training a separate BPE from
-    raw bytes and pasting its merges does not have this property.)
+    Because every new merge ranks after all base merges, the base tokenizer first produces exactly the segmentation
+    these merges were learned on, and then applies them in order: each new token is reachable. (Training a separate
+    BPE from raw bytes and pasting its merges does not have this property.)
     """
     backend = tokenizer.backend_tokenizer
     pre = mark_aware_pre_tokenizer()
@@ -97,8 +91,8 @@ def learn_merges(tokenizer: Any, texts: list[str], num_merges: int, min_frequenc
 
 
 def extend_tokenizer(tokenizer: Any, merges: list[tuple[str, str]], save_dir: str | Path | None = None) -> Any:
-    """A copy of `tokenizer` with the new merges (and their tokens, ids after the old ones) and the mark-aware pre-tokenizer.
-    Old token ids are unchanged. Special tokens and the chat template are kept."""
+    """A copy of `tokenizer` with the new merges (and their tokens, ids after the old ones) and the mark-aware
+    pre-tokenizer. Old token ids are unchanged. Special tokens and the chat template are kept."""
     from transformers import AutoTokenizer
 
     spec = json.loads(tokenizer.backend_tokenizer.to_str())
@@ -164,7 +158,9 @@ def embedding_copies(model: Any) -> list[Any]:
         if name.endswith("modules_to_save.default.weight") and all(p is not q for q in found):
             found.append(p)
     if not found:
-        raise ValueError("no modules_to_save copies found: add the adapters with modules_to_save=['embed_tokens', 'lm_head'] first")
+        raise ValueError(
+            "no modules_to_save copies found: add the adapters with modules_to_save=['embed_tokens', 'lm_head'] first"
+        )
     return found
 
 

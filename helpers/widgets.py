@@ -6,7 +6,8 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
-from helpers.generation import comparison_rows, generate, html_table
+from helpers.display import html_table
+from helpers.generation import comparison_rows, generate
 
 Generator = Callable[[str, int, float], str]
 
@@ -31,7 +32,9 @@ class Playground:
         if not generators:
             raise ValueError("give at least one generator, e.g. {'base': ..., 'trained': ...}")
         self.generators = generators
-        self.prompt = w.Textarea(value=prompt, placeholder="Type a prompt", layout=w.Layout(width="100%", height="80px"))
+        self.prompt = w.Textarea(
+            value=prompt, placeholder="Type a prompt", layout=w.Layout(width="100%", height="80px")
+        )
         self.max_new_tokens = w.IntSlider(value=max_new_tokens, min=8, max=512, step=8, description="max tokens")
         self.temperature = w.FloatSlider(value=0.0, min=0.0, max=1.5, step=0.1, description="temperature")
         self.button = w.Button(description="Generate", button_style="primary", icon="play")
@@ -46,7 +49,9 @@ class Playground:
             self.output.value = "<p><b>Type a prompt first.</b></p>"
             return {}
         self.output.value = "<p><i>generating...</i></p>"
-        answers = {name: fn(text, self.max_new_tokens.value, self.temperature.value) for name, fn in self.generators.items()}
+        answers = {
+            name: fn(text, self.max_new_tokens.value, self.temperature.value) for name, fn in self.generators.items()
+        }
         self.output.value = html_table(comparison_rows([text], {k: [v] for k, v in answers.items()}))
         return answers
 

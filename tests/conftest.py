@@ -1,15 +1,34 @@
-"""Shared fixtures: the offline SmolLM2 (loaded once per test session) and its tokenizer."""
+"""Shared fixtures: the offline SmolLM2 (loaded once per test session), its tokenizer, and when the session started."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
+
+SESSION_STARTED = pytest.StashKey[float]()
+_IMPORTED = time.time()  # fallback for a run where this conftest is loaded only after the session started
+
+
+def pytest_sessionstart(session) -> None:
+    """Note the wall-clock time the session starts: tests/results refuses results.json files written before it."""
+    session.config.stash[SESSION_STARTED] = time.time()
+
+
+@pytest.fixture(scope="session")
+def session_started(request) -> float:
+    """time.time() when this test session started (files written by notebooks run in it are newer)."""
+    return request.config.stash.get(SESSION_STARTED, _IMPORTED)
 
 
 @pytest.fixture(scope="session")
 def smol():
     """(model, tokenizer) of the offline SmolLM2-135M-Instruct through Unsloth, float32 on CPU."""
-    import unsloth  # noqa: F401
+    # isort: off
+    import unsloth  # noqa: F401  (first: it patches torch and transformers)
     import torch
+
+    # isort: on
 
     from helpers import models
 

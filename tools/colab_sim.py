@@ -47,9 +47,18 @@ LEFT_TO_STAND_INS = ("setuptools",)
 # Only for running the notebooks under test here; Colab has no nbval.
 HARNESS = ("nbval==0.11.0",)
 # Colab runs Ubuntu 22.04 (glibc 2.35): wheels for any manylinux_2_N with N <= 35 install there.
-COLAB_PLATFORMS = [arg for n in range(35, 16, -1) for arg in ("--platform", f"manylinux_2_{n}_x86_64")] + ["--platform", "manylinux2014_x86_64"]
+COLAB_PLATFORMS = [arg for n in range(35, 16, -1) for arg in ("--platform", f"manylinux_2_{n}_x86_64")] + [
+    "--platform",
+    "manylinux2014_x86_64",
+]
 TORCH_STUB_REQUIRES = (
-    "filelock", "typing-extensions>=4.10.0", "setuptools", "sympy>=1.13.3", "networkx>=2.5.1", "jinja2", "fsspec>=0.8.5",
+    "filelock",
+    "typing-extensions>=4.10.0",
+    "setuptools",
+    "sympy>=1.13.3",
+    "networkx>=2.5.1",
+    "jinja2",
+    "fsspec>=0.8.5",
     "triton==3.6.0; platform_system == 'Linux'",
 )
 
@@ -75,8 +84,12 @@ def pip(python: Path, *args: str, quiet: bool = True) -> None:
 
 
 def installed(python: Path) -> dict[str, str]:
-    out = subprocess.run([str(python), "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [str(python), "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return {normalize(row["name"]): row["version"] for row in json.loads(out)}
 
 
@@ -89,7 +102,11 @@ def build_venv(freeze: dict[str, str]) -> Path:
     pip(python, "install", f"pip=={freeze['pip']}" if "pip" in freeze else "pip")
     pip(python, "install", STAND_INS["torch"])  # alone first: the local CPU wheel is the one pip takes
     torch_version = installed(python)["torch"]
-    seed = [f"{name}=={version}" for name, version in freeze.items() if name not in (*STAND_INS, *LEFT_OUT, *LEFT_TO_STAND_INS)]
+    seed = [
+        f"{name}=={version}"
+        for name, version in freeze.items()
+        if name not in (*STAND_INS, *LEFT_OUT, *LEFT_TO_STAND_INS)
+    ]
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as constraints:
         constraints.write("\n".join([f"torch=={torch_version}", *seed]) + "\n")
     try:
@@ -103,14 +120,19 @@ def cell_sources(notebook: Path) -> dict[str, str]:
     """The source of the cells tagged 'bundle' and 'install'."""
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     return {
-        tag: "".join(c["source"]) for c in cells for tag in ("bundle", "install") if tag in c.get("metadata", {}).get("tags", [])
+        tag: "".join(c["source"])
+        for c in cells
+        for tag in ("bundle", "install")
+        if tag in c.get("metadata", {}).get("tags", [])
     }
 
 
 def install_pins(notebook: Path) -> tuple[list[str], list[str]]:
     """PINS and NO_DEPS as written in a notebook's install cell."""
     tree = ast.parse(cell_sources(notebook)["install"])
-    found = {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign) for t in node.targets}
+    found = {
+        t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+    }
     return found["PINS"], found["NO_DEPS"]
 
 
@@ -136,8 +158,13 @@ def run_notebook(python: Path, notebook: Path) -> dict[str, object]:
     sources = cell_sources(notebook)
     before = installed(python)
     start = time.perf_counter()
-    first = subprocess.run([str(python), "-c", sources["bundle"] + "\n" + sources["install"]], cwd=work, env=sim_env(),
-                           capture_output=True, text=True)
+    first = subprocess.run(
+        [str(python), "-c", sources["bundle"] + "\n" + sources["install"]],
+        cwd=work,
+        env=sim_env(),
+        capture_output=True,
+        text=True,
+    )
     install_seconds = time.perf_counter() - start
     print(first.stdout + first.stderr, flush=True)
     if first.returncode != 0:
@@ -149,16 +176,34 @@ def run_notebook(python: Path, notebook: Path) -> dict[str, object]:
     assert not moved, f"the install cell moved {moved}"
     assert not nvidia, f"the install cell pulled CUDA packages: {nvidia}"
     assert (work / "smol-trainer-notebooks" / "helpers" / "__init__.py").exists(), "the bundle was not unpacked"
-    log(f"{notebook.name}: first cells took {install_seconds:.0f} s; {len(changes['added'])} packages added, "
-        f"{len(changes['changed'])} changed; torch/numpy/triton unchanged, no torchvision/torchaudio brought in")
+    log(
+        f"{notebook.name}: first cells took {install_seconds:.0f} s; {len(changes['added'])} packages added, "
+        f"{len(changes['changed'])} changed; torch/numpy/triton unchanged, no torchvision/torchaudio brought in"
+    )
     start = time.perf_counter()
     result = subprocess.run(
-        [str(python), "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=900", "-p", "no:cacheprovider",
-         "-q", "--rootdir", str(work), notebook.name],
-        cwd=work, env=sim_env(), text=True,
+        [
+            str(python),
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "--nbval-current-env",
+            "--nbval-cell-timeout=900",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--rootdir",
+            str(work),
+            notebook.name,
+        ],
+        cwd=work,
+        env=sim_env(),
+        text=True,
     )
     nbval_seconds = time.perf_counter() - start
-    assert result.returncode == 0, f"{notebook.name} failed under nbval in the simulated Colab (exit {result.returncode})"
+    assert result.returncode == 0, (
+        f"{notebook.name} failed under nbval in the simulated Colab (exit {result.returncode})"
+    )
     assert (work / "smol-trainer-notebooks" / "runs").exists(), "the notebook wrote no runs/ folder beside the bundle"
     log(f"{notebook.name}: passed under nbval in {nbval_seconds:.0f} s")
     shutil.rmtree(work, ignore_errors=True)
@@ -168,7 +213,9 @@ def run_notebook(python: Path, notebook: Path) -> dict[str, object]:
 def stub_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> None:
     """An empty wheel that only carries a name, a version and requirements: stands in for a package Colab has."""
     dist = f"{name.replace('-', '_')}-{version}"
-    metadata = "\n".join(["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", *[f"Requires-Dist: {r}" for r in requires]])
+    metadata = "\n".join(
+        ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", *[f"Requires-Dist: {r}" for r in requires]]
+    )
     wheel = "Wheel-Version: 1.0\nGenerator: colab_sim\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     with zipfile.ZipFile(folder / f"{dist}-py3-none-any.whl", "w") as z:
         z.writestr(f"{dist}.dist-info/METADATA", metadata + "\n")
@@ -185,13 +232,41 @@ def resolve_for_colab(notebook: Path, freeze: dict[str, str]) -> dict[str, str]:
         for name in HELD:
             stub_wheel(stubs, name, freeze[name], TORCH_STUB_REQUIRES if name == "torch" else ())
         (stubs / "held.txt").write_text("\n".join(held) + "\n")
-        target = ["--dry-run", "--ignore-installed", "--target", str(stubs / "target"), "--python-version", "3.13", "--only-binary=:all:", "--implementation", "cp",
-                  *COLAB_PLATFORMS, "--find-links", str(stubs), "--quiet", "--disable-pip-version-check"]
+        target = [
+            "--dry-run",
+            "--ignore-installed",
+            "--target",
+            str(stubs / "target"),
+            "--python-version",
+            "3.13",
+            "--only-binary=:all:",
+            "--implementation",
+            "cp",
+            *COLAB_PLATFORMS,
+            "--find-links",
+            str(stubs),
+            "--quiet",
+            "--disable-pip-version-check",
+        ]
         resolved = {}
         for extra, packages in (([], [*held, *pins]), (["--no-deps"], no_deps)):
             report = stubs / "report.json"
-            subprocess.run([sys.executable, "-m", "pip", "install", *target, *extra, "-c", str(stubs / "held.txt"),
-                            "--report", str(report), *packages], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "install",
+                    *target,
+                    *extra,
+                    "-c",
+                    str(stubs / "held.txt"),
+                    "--report",
+                    str(report),
+                    *packages,
+                ],
+                check=True,
+            )
             for item in json.loads(report.read_text())["install"]:
                 resolved[normalize(item["metadata"]["name"])] = item["metadata"]["version"]
     moved = {name: resolved.get(name) for name in HELD if resolved.get(name) != freeze[name]}
@@ -219,10 +294,16 @@ def select(args: list[str]) -> list[Path]:
 def main(argv: list[str]) -> int:
     chosen = select(argv)
     freeze = colab_freeze()
-    report: dict[str, object] = {"freeze": str(FREEZE.relative_to(ROOT)), "python": sys.version.split()[0], "notebooks": {}}
+    report: dict[str, object] = {
+        "freeze": str(FREEZE.relative_to(ROOT)),
+        "python": sys.version.split()[0],
+        "notebooks": {},
+    }
     start = time.perf_counter()
     log("resolving every notebook's install cell for Python 3.13 with Colab's torch held ...")
-    resolved = {nb.name: resolve_for_colab(nb, freeze) for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
+    resolved = {
+        nb.name: resolve_for_colab(nb, freeze) for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    }
     report["resolved_py313"] = next(iter(resolved.values()))
     log(f"all {len(resolved)} install cells resolve for Python 3.13 without moving {', '.join(HELD)}")
     log(f"building {VENV.name} with Colab's versions (CPU torch stand-in) ...")
@@ -241,7 +322,10 @@ def main(argv: list[str]) -> int:
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     write_readme(report)
-    log(f"passed: {len(chosen)} notebook(s) in {report['seconds']:.0f} s; report in {REPORT.relative_to(ROOT)}; README.md updated")
+    log(
+        f"passed: {len(chosen)} notebook(s) in {report['seconds']:.0f} s; "
+        f"report in {REPORT.relative_to(ROOT)}; README.md updated"
+    )
     return 0
 
 
@@ -255,18 +339,24 @@ README_START, README_END = "<!-- colab-sim:start -->", "<!-- colab-sim:end -->"
 
 def write_readme(report: dict) -> None:
     """Put this run's measurements between the README's colab-sim markers (numbers from the run, not typed)."""
-    lines = [f"**Measured in the simulated Colab** (`./setup_venv.sh colab-sim {' '.join(n[:2] for n in report['notebooks'])}`, "
-             f"{report['date']}, this project's 2-core CPU machine; Python {report['python']} and the CPU torch "
-             f"{report['seed']['torch']} stand in for Colab's Python 3.13 and torch {colab_freeze()['torch']}):", ""]
+    lines = [
+        "**Measured in the simulated Colab** "
+        f"(`./setup_venv.sh colab-sim {' '.join(n[:2] for n in report['notebooks'])}`, "
+        f"{report['date']}, this project's 2-core CPU machine; Python {report['python']} and the CPU torch "
+        f"{report['seed']['torch']} stand in for Colab's Python 3.13 and torch {colab_freeze()['torch']}):",
+        "",
+    ]
     for name, run in report["notebooks"].items():
         changes = run["changes"]
         lines.append(
             f"- `{name}`, uploaded alone into an empty folder: the two first cells took {run['install_seconds']:.0f} s "
             f"(unpacking the bundle and installing {len(changes['added'])} packages Colab lacks, "
-            f"{'; '.join(changes['added'])}; upgrading {len(changes['changed'])} it has: {'; '.join(changes['changed'])}). "
+            f"{'; '.join(changes['added'])}; "
+            f"upgrading {len(changes['changed'])} it has: {'; '.join(changes['changed'])}). "
             f"torch, numpy and triton did not move, and no torchvision or torchaudio (left out of the simulated image: "
             "the registry has only CUDA builds of them) and no `nvidia-*` package came in. The "
-            f"notebook then passed nbval in the smoke profile in {run['nbval_seconds']:.0f} s, in a new kernel (as after "
+            f"notebook then passed nbval in the smoke profile in {run['nbval_seconds']:.0f} s, "
+            "in a new kernel (as after "
             "*Restart session*)."
         )
     lines.append(
@@ -275,7 +365,9 @@ def write_readme(report: dict) -> None:
     )
     sizes = ", ".join(f"{name[:2]}: {kb:.0f}" for name, kb in report["bundle_kb"].items())
     lines.append(f"- Bundle cell size per notebook, KB: {sizes}.")
-    lines.append("- Not verifiable here: running on Python 3.13, Colab's CUDA wheels, a real T4, the hub model and datasets.")
+    lines.append(
+        "- Not verifiable here: running on Python 3.13, Colab's CUDA wheels, a real T4, the hub model and datasets."
+    )
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")
     head, rest = text.split(README_START, 1)

@@ -42,18 +42,67 @@ def times_block() -> str:
     reference run that has cell times."""
     from helpers import results
 
-    lines = ["| notebook | reference run | device | whole notebook s | train s | peak MB |", "|---|---|---|---:|---:|---|"]
+    lines = [
+        "| notebook | reference run | device | whole notebook s | train s | peak MB |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    totals: dict[str, list[float]] = {}
     for times in sorted(results.REFERENCE_DIR.glob("*/*/cell_times.json")):
         run = json.loads((times.parent / "results.json").read_text(encoding="utf-8"))
         total = sum(cell["seconds"] for cell in json.loads(times.read_text(encoding="utf-8")))
+        totals.setdefault(times.parent.name, []).append(total)
         train = run.get("train", {})
-        lines.append(f"| {run['notebook']} | {times.parent.name} | {run['device']} | {total:.0f} | {train.get('seconds')} | "
-                     f"{train.get('peak_memory_mb')} ({train.get('memory_kind')}) |")
+        lines.append(
+            f"| {run['notebook']} | {times.parent.name} | {run['device']} | {total:.0f} | {train.get('seconds')} | "
+            f"{train.get('peak_memory_mb')} ({train.get('memory_kind')}) |"
+        )
+    notebooks = len([p for p in results.REFERENCE_DIR.iterdir() if p.is_dir()])
+    lines.append("")
+    for run_name, seconds in sorted(totals.items()):
+        if len(seconds) == notebooks:  # every notebook has this kind of reference run: the whole series, one by one
+            lines.append(
+                f"- All {notebooks} notebooks, {run_name}: {sum(seconds):.0f} s ({sum(seconds) / 60:.0f} min) "
+                "of code cells, one notebook after another."
+            )
     return "\n".join(lines)
+
+
+BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def bench_block() -> str:
+    """Unsloth vs plain transformers + PEFT + TRL on 02's LoRA SFT (./setup_venv.sh bench), per committed device."""
+    from helpers import results
+
+    lines = [
+        "| device | engine | tokens/s | s per step | peak MB | final loss |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    notes = []
+    for path in sorted(results.REFERENCE_DIR.glob("*/bench-*/bench.json")):
+        bench = json.loads(path.read_text(encoding="utf-8"))
+        for name in ("unsloth", "plain"):
+            e = bench["engines"][name]
+            lines.append(
+                f"| {bench['device']} | {name} | {e['tokens_per_second']} | {e['seconds_per_step']} | "
+                f"{e['peak_memory_mb']} ({e['memory_kind']}) | {e['final_loss']} |"
+            )
+        ratio = bench["ratio_unsloth_over_plain"]
+        lines.append(
+            f"| {bench['device']} | **unsloth / plain** | **{ratio['tokens_per_second']}×** | "
+            f"{ratio.get('seconds', '')} | **{ratio['peak_memory_mb']}×** | |"
+        )
+        steps = bench["steps"]
+        notes.append(
+            f"- `{path.relative_to(ROOT).as_posix()}`: {steps['warmup']} untimed + {steps['timed']} timed optimizer "
+            f"steps per engine; {bench['measured']}. Plain engine: {bench['plain_engine']}."
+        )
+    return "\n".join(lines + [""] + notes)
 
 
 def render(readme: str) -> str:
     readme = replace_block(readme, START, END, block(), "README.md")
+    readme = replace_block(readme, BENCH_START, BENCH_END, bench_block(), "README.md")
     return replace_block(readme, TIMES_START, TIMES_END, times_block(), "README.md")
 
 
@@ -77,8 +126,11 @@ def notebook_block(notebook: str) -> str:
         run = json.loads((folder / "results.json").read_text(encoding="utf-8"))
         pairs = "; ".join(f"{k} {v['before']} -> {v['after']}" for k, v in results.headline_metrics(run).items())
         lines.append(f"- **{folder.name}** ({run['device']}): {pairs}")
-    timed = {f.name: json.loads((f / "cell_times.json").read_text(encoding="utf-8"))
-             for f in folders if (f / "cell_times.json").exists()}
+    timed = {
+        f.name: json.loads((f / "cell_times.json").read_text(encoding="utf-8"))
+        for f in folders
+        if (f / "cell_times.json").exists()
+    }
     if not timed:
         return "\n".join(lines + ["", "_No cell times are committed for this notebook yet._"])
     order: list[tuple[str, str]] = []
@@ -91,8 +143,13 @@ def notebook_block(notebook: str) -> str:
                 seconds[key] = {}
             seconds[key][name] = cell["seconds"]
     columns = sorted(timed)
-    lines += ["", f"Cells that took {LONG_CELL_S:.0f} s or more in a reference run (wall seconds, `cell_times.json`):", "",
-              "| section | cell starts with | " + " | ".join(columns) + " |", "|---|---|" + "---:|" * len(columns)]
+    lines += [
+        "",
+        f"Cells that took {LONG_CELL_S:.0f} s or more in a reference run (wall seconds, `cell_times.json`):",
+        "",
+        "| section | cell starts with | " + " | ".join(columns) + " |",
+        "|---|---|" + "---:|" * len(columns),
+    ]
     for key in order:
         if max(seconds[key].values()) >= LONG_CELL_S:
             cells = " | ".join(f"{seconds[key][c]:.0f}" if c in seconds[key] else "-" for c in columns)

@@ -1,6 +1,7 @@
-"""Commit a measured run as a reference result: data/reference/<notebook>/<profile>-<device>/results.json.
+r"""Commit a measured run as a reference result: data/reference/<notebook>/<profile>-<device>/results.json.
 
-  python tools/save_reference.py runs/01_full_finetuning/results.json --device cpu --where "2026-11-25, 2-core CPU machine" \
+  python tools/save_reference.py runs/01_full_finetuning/results.json --device cpu \
+      --where "2026-11-25, 2-core CPU machine" \
       --executed runs/01_full_finetuning/01_full_finetuning.ipynb
 
 It copies the notebook's own results.json unchanged and adds "measured" (when and where, in words). With --executed (the
@@ -23,7 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def save(source: Path, device: str, where: str) -> Path:
     run = json.loads(source.read_text(encoding="utf-8"))
     if not re.fullmatch(r"[a-z0-9-]+", device):
-        raise ValueError(f"--device {device!r}: use lower-case letters, digits and '-' (e.g. cpu, h100, t4-emulated-h100)")
+        raise ValueError(
+            f"--device {device!r}: use lower-case letters, digits and '-' (e.g. cpu, h100, t4-emulated-h100)"
+        )
     target = ROOT / "data" / "reference" / run["notebook"] / f"{run['profile']}-{device}" / "results.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({**run, "measured": where}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -53,8 +56,13 @@ def cell_times(executed: Path) -> list[dict]:
         stamps = cell.get("metadata", {}).get("execution", {})
         if "iopub.execute_input" not in stamps or "shell.execute_reply" not in stamps:
             raise ValueError(f"{executed}: a code cell has no execution timestamps; was it executed by nbconvert?")
-        start, end = (datetime.fromisoformat(stamps[k].replace("Z", "+00:00")) for k in ("iopub.execute_input", "shell.execute_reply"))
-        found.append({"section": section, "cell": first_line(source), "seconds": round((end - start).total_seconds(), 1)})
+        start, end = (
+            datetime.fromisoformat(stamps[k].replace("Z", "+00:00"))
+            for k in ("iopub.execute_input", "shell.execute_reply")
+        )
+        found.append(
+            {"section": section, "cell": first_line(source), "seconds": round((end - start).total_seconds(), 1)}
+        )
     return found
 
 
@@ -70,7 +78,9 @@ def main() -> None:
     parser.add_argument("results", type=Path)
     parser.add_argument("--device", required=True, help="short device name for the folder: cpu, h100, t4-emulated-h100")
     parser.add_argument("--where", required=True, help="when and where it was measured, in words")
-    parser.add_argument("--executed", type=Path, help="the executed notebook of the same run: also write cell_times.json")
+    parser.add_argument(
+        "--executed", type=Path, help="the executed notebook of the same run: also write cell_times.json"
+    )
     args = parser.parse_args()
     target = save(args.results, args.device, args.where)
     print(target)

@@ -1,84 +1,203 @@
 """Checks of what the notebooks measured (runs/<notebook>/results.json), run after nbval has executed them.
 
 These read the files the smoke run just wrote; run `./setup_venv.sh test` (or pytest) so that the notebooks run first.
+A results.json (or plot, or saved adapter) written before this test session started is refused: it is from an
+earlier run and says nothing about the code as it is now.
+
+Thresholds are effect sizes, not mere directions: each is about half the effect measured in the committed smoke
+reference on CPU (data/reference/<notebook>/smoke-cpu/results.json, fixed seeds), so that a run which trains a little
+less well still passes while one that hardly trains (a zero learning rate, frozen weights, a lost adapter) fails. The
+full-profile references (full-cpu) show larger effects and pass the same thresholds. Where a bound limits harm
+(forgetting), the stated amount is above both references' values.
 """
 
-import math
+from pathlib import Path
 
 import pytest
 
 from helpers import results
 
-NOTEBOOKS = ["01_full_finetuning", "02_lora_finetuning", "03_dpo_alignment", "04_grpo_reasoning", "05_cpt_hindi", "06_cpt_code"]
+NOTEBOOKS = [
+    "01_full_finetuning", "02_lora_finetuning", "03_dpo_alignment", "04_grpo_reasoning", "05_cpt_hindi", "06_cpt_code",
+]
+
+# SmolLM2-135M's shape (config.json of HuggingFaceTB/SmolLM2-135M-Instruct): 30 layers, hidden 576, MLP 1536,
+# 9 query heads and 3 key/value heads of 64, a 49,152-token vocabulary, input and output embeddings tied.
+LAYERS, HIDDEN, INTERMEDIATE, VOCAB = 30, 576, 1536, 49152
+Q, KV = 9 * 64, 3 * 64
+PROJECTIONS = {  # (in, out) features of each linear layer of one decoder layer
+    "q_proj": (HIDDEN, Q), "k_proj": (HIDDEN, KV), "v_proj": (HIDDEN, KV), "o_proj": (Q, HIDDEN),
+    "gate_proj": (HIDDEN, INTERMEDIATE), "up_proj": (HIDDEN, INTERMEDIATE), "down_proj": (INTERMEDIATE, HIDDEN),
+}
+# embeddings (once: tied) + per layer the seven projections and two RMSNorm weights + the final norm
+BASE_PARAMS = VOCAB * HIDDEN + LAYERS * (sum(i * o for i, o in PROJECTIONS.values()) + 2 * HIDDEN) + HIDDEN
+SEVEN = list(PROJECTIONS)
 
 
-def load(name):
-    run = results.load_results(name)
-    assert run is not None, f"{results.runs_root() / name / 'results.json'} is missing: run the notebooks first (./setup_venv.sh test does)"
-    return run
+def lora_params(r, target_modules):
+    """LoRA adds A (r x in) and B (out x r) to each targeted projection of every layer: r * (in + out) weights."""
+    return LAYERS * sum(r * sum(PROJECTIONS[name]) for name in target_modules)
+
+
+def test_the_parameter_arithmetic_matches_the_published_counts():
+    # The arithmetic the checks below rely on: SmolLM2-135M has 134,515,008 weights; r=16 LoRA on the seven
+    # projections adds 4,884,480 (30 * 16 * 10,176), 3.504% of the adapted model.
+    assert BASE_PARAMS == 134_515_008
+    assert lora_params(16, SEVEN) == 4_884_480
+    assert round(100 * lora_params(16, SEVEN) / (BASE_PARAMS + lora_params(16, SEVEN)), 3) == 3.504
+
+
+@pytest.fixture
+def load(session_started):
+    """load(name): runs/<name>/results.json, refused when it is missing or older than this test session."""
+
+    def load_fresh(name):
+        path = results.runs_root() / name / "results.json"
+        assert path.exists(), f"{path} is missing: run the notebooks first (./setup_venv.sh test does)"
+        assert_fresh(path, session_started)
+        run = results.load_results(name)
+        assert run is not None
+        return run
+
+    return load_fresh
+
+
+def assert_fresh(path: Path, session_started: float) -> None:
+    """Fail when `path` was last written before this session started (1 s of slack for coarse file clocks)."""
+    assert path.stat().st_mtime >= session_started - 1.0, (
+        f"{path} was written before this test session started: it is from an earlier run; "
+        "run the notebooks first (./setup_venv.sh test)"
+    )
+
+
+def drop(metric):
+    return metric["before"] - metric["after"]
+
+
+def rise(metric):
+    return metric["after"] - metric["before"]
+
+
+def assert_lora_counts(run, extra=0):
+    """The trainable count is exactly the LoRA arithmetic of the series' teaching setting, r=16 on all seven
+    projections (+ `extra`), and it matches the run's own recorded r and target modules. Catches adapters on the
+    wrong (or too few) modules or layers, e.g. the MLP projections dropped (1,843,200 instead of 4,884,480), a
+    different rank, and base weights left trainable."""
+    settings = run["settings"]
+    assert (settings["lora_r"], list(settings["target_modules"])) == (16, SEVEN), "not the taught LoRA setting"
+    adapters = lora_params(settings["lora_r"], settings["target_modules"])
+    assert adapters == lora_params(16, SEVEN) == 4_884_480
+    assert run["params"]["trainable"] == adapters + extra
+    assert run["params"]["total"] == BASE_PARAMS + adapters + extra
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_every_notebook_wrote_its_results_and_plots(name):
+def test_every_notebook_wrote_its_results_and_plots(name, load, session_started):
     run = load(name)
     assert run["notebook"] == name and run["profile"] in ("smoke", "full")
-    assert run["steps"] > 0 and run["train"]["seconds"] > 0 and run["train"]["peak_memory_mb"] > 0
-    assert list((results.runs_root() / name).glob("*.png")), "no plot saved beside results.json"
+    # peak memory holds at least the 135M weights (270 MB in 16-bit; smallest reference: 1,903 MB of CPU RSS):
+    # catches a memory figure that is zero or in the wrong unit
+    assert run["steps"] > 0 and run["train"]["seconds"] > 0 and run["train"]["peak_memory_mb"] > 200
+    # a plot saved by this run (an older one left in the folder does not count)
+    plots = [p for p in (results.runs_root() / name).glob("*.png") if p.stat().st_mtime >= session_started - 1.0]
+    assert plots, "no plot saved beside results.json in this run"
     for metric in results.headline_metrics(run).values():
         assert isinstance(metric["before"], float | int) and isinstance(metric["after"], float | int)
 
 
-def test_01_full_finetuning_trains_everything_and_lowers_heldout_loss():
+def test_01_full_finetuning_trains_everything_and_lowers_heldout_loss(load):
     run = load("01_full_finetuning")
+    # every weight trains: exactly SmolLM2-135M's 134,515,008 (tied embeddings once)
+    assert run["params"]["trainable"] == run["params"]["total"] == BASE_PARAMS
     assert run["params"]["trainable_percent"] == 100.0
-    assert run["eval_loss"]["after"] < run["eval_loss"]["before"]
+    # Held-out loss measured 2.1228 -> 1.7945 (-0.328) in the smoke reference, -0.549 in the full one: at least
+    # 0.15 (about half the smoke effect). Catches training that does not reach the weights (a zero learning rate,
+    # frozen parameters) or that barely moves them.
+    assert drop(run["eval_loss"]) >= 0.15, run["eval_loss"]
 
 
-def test_02_lora_trains_a_few_percent_and_lowers_heldout_loss():
+def test_02_lora_trains_exactly_the_adapters_and_lowers_heldout_loss(load, session_started):
     run = load("02_lora_finetuning")
-    assert 0 < run["params"]["trainable_percent"] < 5
-    assert run["eval_loss"]["after"] < run["eval_loss"]["before"]
-    assert (results.runs_root() / "02_lora_finetuning" / "adapter" / "adapter_model.safetensors").exists()
-    assert (results.runs_root() / "02_lora_finetuning" / "merged_16bit").is_dir()
+    assert_lora_counts(run)  # r=16 on the seven projections: 4,884,480 of 139,399,488 (3.504%)
+    assert run["params"]["trainable_percent"] == round(100 * run["params"]["trainable"] / run["params"]["total"], 3)
+    # Held-out loss measured 2.1228 -> 2.0009 (-0.122) in the smoke reference, -0.487 in the full one: at least
+    # 0.06 (half the smoke effect). Catches an adapter that does not train or is not applied at evaluation.
+    assert drop(run["eval_loss"]) >= 0.06, run["eval_loss"]
+    out = results.runs_root() / "02_lora_finetuning"
+    assert_fresh(out / "adapter" / "adapter_model.safetensors", session_started)  # saved by this run, not an old one
+    merged = sorted((out / "merged_16bit").glob("*.safetensors"))
+    assert merged, "no merged 16-bit model saved"
+    for path in merged:
+        assert_fresh(path, session_started)
 
 
-def test_03_dpo_prefers_chosen_answers_more_after_training():
+def test_03_dpo_prefers_chosen_answers_more_after_training(load):
     run = load("03_dpo_alignment")
-    assert run["heldout_reward_accuracy"]["before"] == 0.5 and run["heldout_reward_margin"]["before"] == 0.0  # policy == reference
-    assert run["heldout_reward_margin"]["after"] > run["heldout_reward_margin"]["before"]
-    assert run["heldout_reward_accuracy"]["after"] > run["heldout_reward_accuracy"]["before"]
+    assert_lora_counts(run)
+    # policy == reference before training: every pair ties
+    assert run["heldout_reward_accuracy"]["before"] == 0.5 and run["heldout_reward_margin"]["before"] == 0.0
+    # Reward margin measured 0.0 -> 0.0107 in the smoke reference (0.1083 full): at least 0.005, half of it.
+    assert run["heldout_reward_margin"]["after"] >= 0.005, run["heldout_reward_margin"]
+    # Reward accuracy measured 0.5 -> 0.55 smoke (0.9118 full): at least half the smoke gain, 0.525 (with the
+    # smoke profile's 20 pairs: 11 wins). A DPO step that does nothing stays at 0.5.
+    assert run["heldout_reward_accuracy"]["after"] >= 0.525, run["heldout_reward_accuracy"]
     by_kind = run["heldout_by_kind"]
-    assert set(by_kind) <= {"correct-vs-wrong", "concise-vs-padded", "helpful-vs-evasive", "format"} and len(by_kind) >= 3
+    assert set(by_kind) <= {"correct-vs-wrong", "concise-vs-padded", "helpful-vs-evasive", "format"}
+    assert len(by_kind) >= 3
     assert sum(kind["pairs"] for kind in by_kind.values()) == run["heldout_pairs"]
     assert by_kind["concise-vs-padded"]["shorter_answer_accuracy"] == 1.0  # length alone gives these away
     assert by_kind["helpful-vs-evasive"]["shorter_answer_accuracy"] <= 0.5  # ... and not these
 
 
-def test_04_cold_start_teaches_the_format_and_grpo_moves_the_adapter():
+def test_04_cold_start_teaches_the_format_and_grpo_moves_the_adapter(load):
     run = load("04_grpo_reasoning")
-    # the SFT cold start is what gives GRPO non-zero rewards: it must teach the format
-    assert run["after_cold_start"]["heldout_format_rate"] > run["heldout_format_rate"]["before"]
-    # GRPO itself must do something: the adapter moved, and at least one step had a group with different rewards
-    assert run["grpo_weight_change"] > 1e-4, "GRPO did not move the LoRA weights"
-    assert run["steps_with_reward_signal"] >= 1, "every GRPO group scored the same: no step had a gradient"
+    assert_lora_counts(run)
+    # The SFT cold start is what gives GRPO non-zero rewards: it must teach the format. Measured 0.0 -> 0.9375
+    # smoke (0.995 full): at least 0.5 of held-out answers well-formed.
+    cold_start = run["after_cold_start"]
+    assert cold_start["heldout_format_rate"] - run["heldout_format_rate"]["before"] >= 0.5, cold_start
+    # ... and some problems solved: measured 0.1875 (3 of 16) smoke, 0.47 full; at least half the smoke value.
+    assert run["after_cold_start"]["heldout_accuracy"] >= 0.09, run["after_cold_start"]
+    # GRPO itself must do something: the LoRA weights moved by 0.22% of their size in the smoke reference (6.6%
+    # full): at least 0.1%, half of it.
+    assert run["grpo_weight_change"] >= 1e-3, "GRPO did not move the LoRA weights (enough)"
+    # Steps with a group whose rewards differ (a gradient): 3 of 3 smoke, 89 of 100 full: at least half the steps.
+    assert run["steps_with_reward_signal"] >= run["steps"] / 2, "most GRPO groups scored the same: no gradient"
     headroom = run["after_cold_start"]["pass_at_k"]
     assert headroom["pass_at_k"] >= headroom["mean_success"]  # any-of-k is at least the average sample
     assert run["grpo_gain"] == round(run["heldout_accuracy"]["after"] - run["after_cold_start"]["heldout_accuracy"], 4)
     assert {"completion", "format", "correctness", "partial"} <= set(run["samples"][0])
 
 
-def test_05_hindi_bits_per_char_fall_and_reload_is_identical():
+def test_05_hindi_bits_per_char_fall_and_reload_is_identical(load):
     run = load("05_cpt_hindi")
-    assert run["hindi_bits_per_char"]["after"] < run["hindi_bits_per_char"]["before"]
-    assert run["extended_vocab"]["hindi_bits_per_char"]["after"] < run["extended_vocab"]["hindi_bits_per_char"]["before"]
-    assert run["fertility"]["extended"]["hindi"]["tokens_per_word"] < run["fertility"]["base"]["hindi"]["tokens_per_word"]
-    assert run["fertility"]["extended"]["english"] == run["fertility"]["base"]["english"]
-    assert run["extended_vocab"]["english_ids_unchanged"] is True
+    # LoRA plus trainable copies of the input and output embeddings (modules_to_save): 4,884,480 + 2 * 49,152 * 576
+    assert_lora_counts(run, extra=2 * VOCAB * HIDDEN)
+    # Hindi bits/char measured 4.8957 -> 4.7165 (-0.179) smoke, -1.178 full: at least 0.09 (half).
+    assert drop(run["hindi_bits_per_char"]) >= 0.09, run["hindi_bits_per_char"]
+    # With the extended vocabulary: 4.9014 -> 4.4418 (-0.460) smoke, -1.073 full: at least 0.23 (half).
+    extended = run["extended_vocab"]
+    assert drop(extended["hindi_bits_per_char"]) >= 0.23, extended["hindi_bits_per_char"]
+    # The new tokens cut Hindi into 2.248 tokens per word instead of 5.503 (smoke; 2.075 full): at most half.
+    fertility = run["fertility"]
+    assert fertility["extended"]["hindi"]["tokens_per_word"] <= fertility["base"]["hindi"]["tokens_per_word"] / 2
+    assert fertility["extended"]["english"] == fertility["base"]["english"]
+    assert extended["english_ids_unchanged"] is True
     assert run["reload_identical"] == {"plain": True, "extended": True}
-    # EEVE stage 1 trained the new rows and left every old row exactly as it was
-    stage1 = run["extended_vocab"]["stage1"]
-    assert stage1["old_rows_unchanged"] is True and stage1["new_rows_change"] > 0 and stage1["steps"] == run["settings"]["stage1_steps"]
-    assert run["extended_vocab"]["steps"] == run["steps"]  # equal optimizer steps for the two runs
+    # EEVE stage 1 trained the new rows and left every old row exactly as it was. The new rows moved by 0.8% of
+    # their size smoke (4.2% full): at least 0.4%, half of it.
+    stage1 = extended["stage1"]
+    assert stage1["old_rows_unchanged"] is True and stage1["steps"] == run["settings"]["stage1_steps"]
+    assert stage1["new_rows_change"] >= 0.004, stage1
+    assert extended["steps"] == run["steps"]  # equal optimizer steps for the two runs
+    # Forgetting, measured on text the training data does not hold. Out-of-domain English bits/char: plain CPT
+    # measured -0.007 smoke and -0.008 full, so a rise over 0.05 (3.5% of 1.41) is forgetting this lesson does
+    # not show; the extended run measured +0.001 smoke and +0.093 full (new embeddings at a high rate), bound 0.15.
+    assert rise(run["english_ood_bits_per_char"]) <= 0.05, run["english_ood_bits_per_char"]
+    assert rise(extended["english_ood_bits_per_char"]) <= 0.15, extended["english_ood_bits_per_char"]
+    # Alpaca chat loss: plain -0.007 smoke, -0.030 full; extended +0.005 smoke, +0.062 full: bound 0.15 for both.
+    for measured in (run, extended):
+        assert rise(measured["chat_eval_loss"]) <= 0.15, measured["chat_eval_loss"]
     # the probe checks are computed on the continuations the notebook saved
     from helpers import generation
 
@@ -90,15 +209,13 @@ def test_05_hindi_bits_per_char_fall_and_reload_is_identical():
     assert run["greedy_probe_passes"]["CPT"] == sum(c["passes"] for c in run["probes"]["after"]["greedy_checks"])
     speed = run["generation_chars_per_second"]
     assert all(s["chars"] > 0 and s["chars_per_second"] > 0 for s in speed.values())
-    # Forgetting is measured on text the training data does not hold (no direction is claimed: it may go either way).
-    for measured in (run, run["extended_vocab"]):
-        for key in ("english_ood_bits_per_char", "chat_eval_loss"):
-            assert all(math.isfinite(v) and v > 0 for v in measured[key].values()), key
 
 
-def test_06_code_bits_per_byte_fall_and_reload_is_identical():
+def test_06_code_bits_per_byte_fall_and_reload_is_identical(load):
     run = load("06_cpt_code")
-    assert run["heldout_bits_per_byte"]["after"] < run["heldout_bits_per_byte"]["before"]
+    assert_lora_counts(run)
+    # Held-out bits/byte measured 0.9229 -> 0.9159 (-0.0070) smoke, -0.0644 full: at least 0.0035 (half).
+    assert drop(run["heldout_bits_per_byte"]) >= 0.0035, run["heldout_bits_per_byte"]
     # The body rate is computed on the generated code itself: recompute it from the completions the notebook saved.
     from helpers import corpora
 
@@ -110,9 +227,12 @@ def test_06_code_bits_per_byte_fall_and_reload_is_identical():
     assert run["reload_identical"] is True
     # next-line exact match, recomputed from the generated lines the notebook saved
     tasks = run["next_line_tasks"]
-    assert tasks and all(t["target"] for t in tasks) and any(t["before"] for t in tasks) and any(t["after"] for t in tasks)
+    assert tasks and all(t["target"] for t in tasks)
+    assert any(t["before"] for t in tasks) and any(t["after"] for t in tasks)
     for side in ("before", "after"):
         rate = sum(t[side] == t["target"] for t in tasks) / len(tasks)
         assert abs(rate - run["next_line_exact_match"][side]) < 1e-3, side
-    for key in ("english_ood_bits_per_char", "chat_eval_loss"):
-        assert all(math.isfinite(v) and v > 0 for v in run[key].values()), key
+    # Forgetting: out-of-domain English bits/char measured -0.009 smoke, -0.041 full; chat loss -0.013 smoke,
+    # -0.092 full. Bounds: a rise of at most 0.05 bits/char and 0.15 nats.
+    assert rise(run["english_ood_bits_per_char"]) <= 0.05, run["english_ood_bits_per_char"]
+    assert rise(run["chat_eval_loss"]) <= 0.15, run["chat_eval_loss"]

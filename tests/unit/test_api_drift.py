@@ -1,4 +1,4 @@
-"""Every keyword argument the notebooks pass to TRL / Unsloth / helpers must exist in the pinned versions."""
+"""Every keyword argument the notebooks pass to TRL / Unsloth must exist in the pinned versions."""
 
 import ast
 import inspect
@@ -11,19 +11,17 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.i
 
 
 def callables():
-    import unsloth  # noqa: F401
+    # isort: off
+    import unsloth  # noqa: F401  (first: it patches trl)
     import trl
     from unsloth import FastLanguageModel, UnslothTrainer, UnslothTrainingArguments
-
-    from helpers import models
+    # isort: on
 
     found = {
         "FastLanguageModel.from_pretrained": FastLanguageModel.from_pretrained,
         "FastLanguageModel.get_peft_model": FastLanguageModel.get_peft_model,
         "UnslothTrainer": UnslothTrainer,
         "UnslothTrainingArguments": UnslothTrainingArguments,
-        # load_model forwards its extra keywords to FastLanguageModel.from_pretrained
-        "models.load_model": (models.load_model, FastLanguageModel.from_pretrained),
     }
     for name in ("SFTConfig", "SFTTrainer", "DPOConfig", "DPOTrainer", "GRPOConfig", "GRPOTrainer"):
         found[name] = getattr(trl, name)
@@ -32,13 +30,14 @@ def callables():
 
 def accepted(target) -> set[str]:
     """Named parameters of a function, or of a class's __init__ along its MRO (for *args/**kwargs wrappers)."""
-    targets = target if isinstance(target, tuple) else (target,)
+    if inspect.isclass(target):
+        chain = [c.__init__ for c in inspect.getmro(target) if "__init__" in vars(c)]
+    else:
+        chain = [target]
     names: set[str] = set()
-    for t in targets:
-        chain = [c.__init__ for c in inspect.getmro(t) if "__init__" in vars(c)] if inspect.isclass(t) else [t]
-        for fn in chain:
-            params = inspect.signature(fn).parameters.values()
-            names |= {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    for fn in chain:
+        params = inspect.signature(fn).parameters.values()
+        names |= {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
     return names
 
 
@@ -48,7 +47,7 @@ def notebook_calls(path: Path, names: set[str]):
         if cell["cell_type"] != "code":
             continue
         source = "".join(cell["source"])
-        tree = ast.parse("\n".join(l for l in source.splitlines() if not l.lstrip().startswith(("!", "%"))))
+        tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("!", "%"))))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and ast.unparse(node.func) in names:
                 yield ast.unparse(node.func), [k.arg for k in node.keywords if k.arg]

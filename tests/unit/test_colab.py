@@ -51,7 +51,9 @@ def test_outside_colab_nothing_is_installed_and_differences_are_named(site, caps
 
 
 def test_on_colab_torch_and_numpy_are_held_and_unsloth_goes_without_dependencies(site):
-    report = colab.install(["transformers==5.17.0"], ["unsloth==2026.10.9"], env=COLAB, run=site.pip, restart=pytest.fail)
+    report = colab.install(
+        ["transformers==5.17.0"], ["unsloth==2026.10.9"], env=COLAB, run=site.pip, restart=pytest.fail
+    )
     with_deps, no_deps = site.commands
     assert with_deps[:3] == [sys.executable, "-m", "pip"] and with_deps[-1] == "transformers==5.17.0"
     assert "--no-deps" not in with_deps and no_deps[-2:] == ["--no-deps", "unsloth==2026.10.9"]
@@ -61,14 +63,17 @@ def test_on_colab_torch_and_numpy_are_held_and_unsloth_goes_without_dependencies
 
 def test_on_colab_a_second_run_installs_nothing(site):
     site.versions.update(site.after_install)
-    assert colab.install(["transformers==5.17.0"], ["unsloth==2026.10.9"], env=COLAB, run=site.pip)["installed"] is False
+    report = colab.install(["transformers==5.17.0"], ["unsloth==2026.10.9"], env=COLAB, run=site.pip)
+    assert report["installed"] is False
     assert site.commands == []
 
 
 def test_a_replaced_module_that_was_already_imported_restarts_the_runtime(site, monkeypatch, capsys):
     monkeypatch.setattr(colab, "loaded_distributions", lambda: {"transformers": "5.15.0"})
     restarts = []
-    report = colab.install(["transformers==5.17.0"], ["unsloth==2026.10.9"], env=COLAB, run=site.pip, restart=lambda: restarts.append(1))
+    report = colab.install(
+        ["transformers==5.17.0"], ["unsloth==2026.10.9"], env=COLAB, run=site.pip, restart=lambda: restarts.append(1)
+    )
     assert restarts == [1] and report["changed"] == {"transformers": ("5.15.0", "5.17.0")}
     assert "transformers 5.15.0 -> 5.17.0" in capsys.readouterr().out
 

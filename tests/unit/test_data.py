@@ -12,9 +12,19 @@ def write(tmp_path, lines, name="rows.jsonl"):
 
 
 def test_load_alpaca_fills_missing_input(tmp_path):
-    path = write(tmp_path, [json.dumps({"instruction": "Say hi.", "output": "Hi."}), "", json.dumps({"instruction": "Add.", "input": "2, 3", "output": "5"})])
+    path = write(
+        tmp_path,
+        [
+            json.dumps({"instruction": "Say hi.", "output": "Hi."}),
+            "",
+            json.dumps({"instruction": "Add.", "input": "2, 3", "output": "5"}),
+        ],
+    )
     rows = data.load_alpaca(path)
-    assert rows == [{"instruction": "Say hi.", "input": "", "output": "Hi."}, {"instruction": "Add.", "input": "2, 3", "output": "5"}]
+    assert rows == [
+        {"instruction": "Say hi.", "input": "", "output": "Hi."},
+        {"instruction": "Add.", "input": "2, 3", "output": "5"},
+    ]
 
 
 def test_broken_json_line_is_named(tmp_path):
@@ -45,7 +55,11 @@ def test_wrong_types_are_named(tmp_path):
 
 def test_non_utf8_is_named(tmp_path):
     path = tmp_path / "latin1.jsonl"
-    path.write_bytes(json.dumps({"instruction": "a", "output": "b"}).encode() + b"\n" + '{"instruction": "café", "output": "x"}'.encode("latin-1"))
+    path.write_bytes(
+        json.dumps({"instruction": "a", "output": "b"}).encode()
+        + b"\n"
+        + '{"instruction": "café", "output": "x"}'.encode("latin-1")
+    )
     with pytest.raises(data.DataFormatError, match=r"line 2: not valid UTF-8"):
         data.load_jsonl(path)
 
@@ -73,7 +87,10 @@ def test_alpaca_to_messages_and_prompt_completion():
         {"role": "assistant", "content": "a, b"},
     ]
     pc = data.alpaca_to_prompt_completion({"instruction": "Hi", "input": "", "output": "Hello"})
-    assert pc == {"prompt": [{"role": "user", "content": "Hi"}], "completion": [{"role": "assistant", "content": "Hello"}]}
+    assert pc == {
+        "prompt": [{"role": "user", "content": "Hi"}],
+        "completion": [{"role": "assistant", "content": "Hello"}],
+    }
     assert data.prompt_of(data.alpaca_to_messages(row)) == [{"role": "user", "content": "Sort these.\n\nb, a"}]
     with pytest.raises(data.DataFormatError):
         data.prompt_of([{"role": "user", "content": "x"}])
@@ -89,11 +106,6 @@ def test_shipped_heldout_never_trained_on():
     train = {r["instruction"].strip().lower() for r in data.load_alpaca(data.DATA_DIR / "alpaca_train.jsonl")}
     heldout = {r["instruction"].strip().lower() for r in data.load_alpaca(data.DATA_DIR / "alpaca_heldout.jsonl")}
     assert not train & heldout
-
-
-def test_chat_text_uses_the_template(tokenizer):
-    text = data.to_chat_text(data.alpaca_to_messages({"instruction": "Hi", "input": "", "output": "Hello"}), tokenizer)
-    assert text.endswith("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n")
 
 
 ORCA = {"system": "Answer briefly.", "question": "What is 2 + 2?", "chosen": "4.", "rejected": "5."}
@@ -116,12 +128,30 @@ def test_orca_row_becomes_conversational_pair():
         ({k: v for k, v in ORCA.items() if k != "rejected"}, r"row 0: field 'rejected' is missing"),
         ({**ORCA, "rejected": "4."}, r"row 0: fields 'chosen' and 'rejected' are identical"),
         ({**ORCA, "question": 3}, r"field 'question' must be a string"),
-        ({"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "bot", "content": "a"}], "rejected": [{"role": "assistant", "content": "b"}]},
-         r"field 'chosen'\[0\]: role 'bot' is not one of"),
-        ({"prompt": [{"role": "assistant", "content": "q"}], "chosen": [{"role": "assistant", "content": "a"}], "rejected": [{"role": "assistant", "content": "b"}]},
-         r"field 'prompt': the last message must have role 'user'"),
-        ({"prompt": [{"role": "user", "content": "q"}], "chosen": [], "rejected": [{"role": "assistant", "content": "b"}]},
-         r"field 'chosen': expected a non-empty list"),
+        (
+            {
+                "prompt": [{"role": "user", "content": "q"}],
+                "chosen": [{"role": "bot", "content": "a"}],
+                "rejected": [{"role": "assistant", "content": "b"}],
+            },
+            r"field 'chosen'\[0\]: role 'bot' is not one of",
+        ),
+        (
+            {
+                "prompt": [{"role": "assistant", "content": "q"}],
+                "chosen": [{"role": "assistant", "content": "a"}],
+                "rejected": [{"role": "assistant", "content": "b"}],
+            },
+            r"field 'prompt': the last message must have role 'user'",
+        ),
+        (
+            {
+                "prompt": [{"role": "user", "content": "q"}],
+                "chosen": [],
+                "rejected": [{"role": "assistant", "content": "b"}],
+            },
+            r"field 'chosen': expected a non-empty list",
+        ),
     ],
 )
 def test_bad_preference_rows_are_named(row, message):

@@ -29,11 +29,11 @@ def test_generation_keeps_training_mode(smol):
     model.eval()
 
 
-def test_comparison_rows_and_table():
-    rows = generation.comparison_rows(["Q1", [{"role": "user", "content": "Q2"}]], {"before": ["a", "b"], "after": ["c", "<d>"]})
+def test_comparison_rows():
+    rows = generation.comparison_rows(
+        ["Q1", [{"role": "user", "content": "Q2"}]], {"before": ["a", "b"], "after": ["c", "<d>"]}
+    )
     assert rows == [{"prompt": "Q1", "before": "a", "after": "c"}, {"prompt": "Q2", "before": "b", "after": "<d>"}]
-    html = generation.html_table(rows)
-    assert html.count("<tr>") == 3 and "&lt;d&gt;" in html
     with pytest.raises(ValueError, match="has 1 answers for 2 prompts"):
         generation.comparison_rows(["Q1", "Q2"], {"before": ["a"]})
 
@@ -79,5 +79,6 @@ def test_decoding_speed_feeds_every_token_of_the_texts(smol):
     speed = generation.decoding_speed(model, tokenizer, texts)
     assert speed["chars"] == sum(map(len, texts))
     assert speed["tokens"] == sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
-    assert speed["seconds"] > 0 and abs(speed["chars_per_second"] - speed["chars"] / speed["seconds"]) < 0.05 * speed["chars_per_second"]
+    assert speed["seconds"] > 0
+    assert abs(speed["chars_per_second"] - speed["chars"] / speed["seconds"]) < 0.05 * speed["chars_per_second"]
     assert not model.training

@@ -72,7 +72,8 @@ def test_alpaca_hub_says_when_the_dataset_ran_out(monkeypatch, capsys):
     fake_hub(monkeypatch, ALPACA_ROWS[:2], "yahma/alpaca-cleaned")
     assert data.load_alpaca_hub(limit=5) == [ALPACA_ROWS[0]]
     assert capsys.readouterr().out == (
-        "yahma/alpaca-cleaned: kept 1 rows (of 5 asked for: the dataset ran out), skipped 1 (field 'output' is empty: 1)\n"
+        "yahma/alpaca-cleaned: kept 1 rows (of 5 asked for: the dataset ran out), skipped 1 "
+        "(field 'output' is empty: 1)\n"
     )
 
 
@@ -112,7 +113,8 @@ def test_preferences_hub_skips_bad_pairs_and_says_why(monkeypatch, capsys):
     ]
     assert capsys.readouterr().out == (
         "Intel/orca_dpo_pairs: kept 2 pairs (of 10 asked for: the dataset ran out), skipped 2 "
-        "(fields 'chosen' and 'rejected' are identical, so there is no preference to learn: 1, field 'chosen' is empty: 1)\n"
+        "(fields 'chosen' and 'rejected' are identical, so there is no preference to learn: 1, "
+        "field 'chosen' is empty: 1)\n"
     )
 
 
@@ -129,7 +131,9 @@ INDIA = "भारत दक्षिण एशिया में स्थि�
 INDIA_2 = "भारत की राजधानी नई दिल्ली (New Delhi) है, जबकि मुंबई देश का सबसे बड़ा व्यापारिक नगर माना जाता है। " * 3
 GANGA = "गंगा भारत की सबसे पवित्र और लम्बी नदियों में से एक है, जो हिमालय के गंगोत्री हिमनद से निकलती है। " * 3
 GANGA_2 = "गंगा नदी के किनारे वाराणसी, प्रयागराज और पटना जैसे अनेक प्राचीन और प्रसिद्ध नगर बसे हुए हैं। " * 3
-ENGLISH_QUOTE = "The Ganges is the most sacred river to Hindus and a lifeline to millions of people who live along it. " * 3
+ENGLISH_QUOTE = (
+    "The Ganges is the most sacred river to Hindus and a lifeline to millions of people who live along it. " * 3
+)
 
 
 def wiki(id_: str, title: str, text: str) -> dict[str, str]:
@@ -149,7 +153,8 @@ WIKI_ROWS = [
 def test_hindi_hub_keeps_long_devanagari_paragraphs(monkeypatch, capsys):
     read = fake_hub(monkeypatch, WIKI_ROWS, "wikimedia/wikipedia", "20231101.hi", streaming=True)
     texts = corpora.load_hindi_hub(3)
-    assert texts == [INDIA.strip(), INDIA_2.strip(), GANGA.strip()]  # headings, short lines and the English quote dropped
+    # headings, short lines and the English quote dropped
+    assert texts == [INDIA.strip(), INDIA_2.strip(), GANGA.strip()]
     assert read == ["10", "11", "12", "13", "14"]  # stops once it has 3 paragraphs: article 15 is never downloaded
     assert capsys.readouterr().out == (
         "wikimedia/wikipedia (20231101.hi): kept 2 articles (3 paragraphs), skipped 3 "
@@ -161,7 +166,8 @@ def test_hindi_hub_min_chars(monkeypatch, capsys):
     fake_hub(monkeypatch, WIKI_ROWS[3:4], "wikimedia/wikipedia", "20231101.hi", streaming=True)
     assert corpora.load_hindi_hub(5, min_chars=10) == ["रामपुर उत्तर प्रदेश का एक गाँव है।"]
     assert capsys.readouterr().out == (
-        "wikimedia/wikipedia (20231101.hi): kept 1 articles (1 paragraphs of 5 asked for: the dataset ran out), skipped 0\n"
+        "wikimedia/wikipedia (20231101.hi): kept 1 articles (1 paragraphs of 5 asked for: the dataset ran out), "
+        "skipped 0\n"
     )
 
 
@@ -171,19 +177,36 @@ def test_hindi_hub_min_chars(monkeypatch, capsys):
 def csn(func_name: str, original_string: str, docstring: str) -> dict:
     """A row shaped like Nan-Do/code-search-net-python (CodeSearchNet's fields plus `summary`)."""
     return {
-        "repo": "example/project", "path": "project/util.py", "func_name": func_name, "original_string": original_string,
-        "language": "python", "code": original_string, "code_tokens": original_string.split(), "docstring": docstring,
-        "docstring_tokens": docstring.split(), "sha": "c96b010c02f15e8eeb0f71308c641179ac1f19bb",
-        "url": f"https://github.com/example/project/blob/c96b010/project/util.py#L1-L{original_string.count(chr(10)) + 1}",
-        "partition": "train", "summary": docstring.split(".")[0],
+        "repo": "example/project",
+        "path": "project/util.py",
+        "func_name": func_name,
+        "original_string": original_string,
+        "language": "python",
+        "code": original_string,
+        "code_tokens": original_string.split(),
+        "docstring": docstring,
+        "docstring_tokens": docstring.split(),
+        "sha": "c96b010c02f15e8eeb0f71308c641179ac1f19bb",
+        "url": "https://github.com/example/project/blob/c96b010/project/util.py"
+        f"#L1-L{original_string.count(chr(10)) + 1}",
+        "partition": "train",
+        "summary": docstring.split(".")[0],
     }
 
 
-GOOD = 'def _rect_to_css(rect):\n    """Convert a dlib rect to a (top, right, bottom, left) tuple."""\n    return rect.top(), rect.right(), rect.bottom(), rect.left()'
-METHOD = 'def area(self):\n        """Area of the rectangle."""\n        return self.width * self.height'  # body keeps its class indentation
+GOOD = (
+    'def _rect_to_css(rect):\n    """Convert a dlib rect to a (top, right, bottom, left) tuple."""\n'
+    "    return rect.top(), rect.right(), rect.bottom(), rect.left()"
+)
+# body keeps its class indentation
+METHOD = 'def area(self):\n        """Area of the rectangle."""\n        return self.width * self.height'
 PY2 = 'def log(message):\n    """Print a message."""\n    print "log:", message'
 NO_DOC = "def add(a, b):\n    return a + b"
-LONG = 'def table():\n    """A long table."""\n' + "".join(f"    row_{i} = {i} * {i}\n" for i in range(150)) + "    return locals()"
+LONG = (
+    'def table():\n    """A long table."""\n'
+    + "".join(f"    row_{i} = {i} * {i}\n" for i in range(150))
+    + "    return locals()"
+)
 DOC_ONLY = 'def todo():\n    """Not written yet."""'
 
 CODE_ROWS = [
@@ -221,16 +244,22 @@ def test_all_bad_hub_rows_raise(monkeypatch):
     )):
         data.load_alpaca_hub(limit=10)
     fake_hub(monkeypatch, WIKI_ROWS[1:4], "wikimedia/wikipedia", "20231101.hi", streaming=True)
-    with pytest.raises(DataFormatError, match=r"^wikimedia/wikipedia \(20231101.hi\): no usable articles: all 3 articles"):
+    with pytest.raises(
+        DataFormatError, match=r"^wikimedia/wikipedia \(20231101.hi\): no usable articles: all 3 articles"
+    ):
         corpora.load_hindi_hub(10)
     fake_hub(monkeypatch, CODE_ROWS[1:3], "Nan-Do/code-search-net-python", streaming=True)
-    with pytest.raises(DataFormatError, match=r"no usable functions: all 2 functions read were bad \(not valid Python 3: 1, "):
+    with pytest.raises(
+        DataFormatError, match=r"no usable functions: all 2 functions read were bad \(not valid Python 3: 1, "
+    ):
         corpora.load_code_hub(10)
 
 
 def test_an_empty_hub_dataset_raises(monkeypatch):
     fake_hub(monkeypatch, [], "Nan-Do/code-search-net-python", streaming=True)
-    with pytest.raises(DataFormatError, match=r"^Nan-Do/code-search-net-python: no usable functions: the dataset gave nothing$"):
+    with pytest.raises(
+        DataFormatError, match=r"^Nan-Do/code-search-net-python: no usable functions: the dataset gave nothing$"
+    ):
         corpora.load_code_hub(10)
     fake_hub(monkeypatch, [], "Intel/orca_dpo_pairs")
     with pytest.raises(DataFormatError, match=r"^Intel/orca_dpo_pairs: no usable pairs: the dataset gave nothing$"):
@@ -293,7 +322,11 @@ def test_set_hub_special_tokens_gives_a_valid_pad_id_with_and_without_pad_token(
     offline, hub = map(copy.deepcopy, two_tokenizers)
     models.set_hub_special_tokens(hub)
     assert hub.convert_tokens_to_ids("<|PAD_TOKEN|>") == 49_152  # still in the vocabulary, just not the pad token
-    assert hub("The capital of France is")["input_ids"] == offline("The capital of France is")["input_ids"] == [504, 3575, 282, 4649, 314]
+    assert (
+        hub("The capital of France is")["input_ids"]
+        == offline("The capital of France is")["input_ids"]
+        == [504, 3575, 282, 4649, 314]
+    )
 
 
 def test_vocabulary_extension_appends_after_the_extra_pad_token(two_tokenizers):

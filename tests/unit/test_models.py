@@ -17,13 +17,16 @@ def test_special_tokens_match_the_hub(tokenizer):
     assert (tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token, tokenizer.unk_token) == (
         "<|im_start|>", "<|im_end|>", "<|im_end|>", "<|endoftext|>",
     )
-    assert (tokenizer.unk_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id) == (0, 1, 2, 2)
+    ids = (tokenizer.unk_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    assert ids == (0, 1, 2, 2)
     assert len(tokenizer) == 49152
 
 
 def test_chat_template_matches_the_hub(tokenizer):
     assert tokenizer.chat_template.strip() == HUB_CHAT_TEMPLATE
-    text = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert text == (
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
         "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
@@ -53,15 +56,49 @@ def test_offline_model_answers_sensibly(smol):
     assert "Paris" in answer
 
 
-def test_offline_copy_is_cached(smol):
-    path = models.offline_model_dir()
-    assert (path / "model.safetensors").exists() and (path / "tokenizer.json").exists()
-    assert path.parent == models.cache_dir()
+def test_cache_dir_follows_smol_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("SMOL_CACHE_DIR", str(tmp_path / "x"))
+    assert models.cache_dir() == tmp_path / "x"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SMOL_CACHE_DIR", "~/y")
+    assert models.cache_dir() == tmp_path / "y"  # ~ expanded
+    monkeypatch.delenv("SMOL_CACHE_DIR")
+    assert models.cache_dir() == tmp_path / ".cache" / "smol-trainer-notebooks"
+
+
+def test_offline_copy_is_not_converted_again_once_cached(monkeypatch, tmp_path):
+    monkeypatch.setenv("SMOL_CACHE_DIR", str(tmp_path))
+    cached = tmp_path / models.OFFLINE_NAME
+    cached.mkdir()
+    (cached / "model.safetensors").write_bytes(b"")
+    monkeypatch.setattr(models, "gguf_path", lambda: pytest.fail("converted although a cached copy exists"))
+    assert models.offline_model_dir() == cached
+
+
+def test_hub_reachable_asks_once_but_reads_hf_hub_offline_every_time(monkeypatch):
+    import urllib.request
+
+    from helpers import runtime
+
+    calls = []
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: calls.append(url))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    runtime._hub_answers.cache_clear()
+    try:
+        assert runtime.hub_reachable() and runtime.hub_reachable()
+        assert calls == [f"https://huggingface.co/api/models/{models.HUB_MODEL_ID}"]  # asked once, then cached
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        assert not runtime.hub_reachable()  # the cached answer does not override the env var
+        assert len(calls) == 1
+    finally:
+        runtime._hub_answers.cache_clear()
 
 
 def test_source_resolution(monkeypatch):
+    from helpers import runtime
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert not models.hub_reachable()
+    assert not runtime.hub_reachable()
     name, why = models.resolve_source("auto")
     assert name == str(models.offline_model_dir()) and "not reachable" in why
     assert models.resolve_source("hub")[0] == models.HUB_MODEL_ID
@@ -77,12 +114,25 @@ def test_set_hub_special_tokens_fixes_a_wrong_eos(tokenizer):
     assert models.set_hub_special_tokens(broken).eos_token == "<|im_end|>"
 
 
-def test_count_parameters_on_a_tiny_module():
-    import torch
+def test_count_parameters_of_a_tiny_llama_and_its_lora_match_the_arithmetic():
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, LlamaConfig
 
-    layer = torch.nn.Linear(4, 2)  # 8 weights + 2 biases
-    layer.bias.requires_grad_(False)
-    assert models.count_parameters(layer) == {"trainable": 8, "total": 10, "trainable_percent": 80.0}
+    vocab, hidden, inner, kv = 40, 32, 64, 16  # 4 heads of 8; 2 key/value heads: k_proj and v_proj give 16 features
+    config = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=inner, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+    model = AutoModelForCausalLM.from_config(config)
+    block = 2 * hidden * hidden + 2 * hidden * kv + 3 * hidden * inner + 2 * hidden  # q, o; k, v; MLP; two norms
+    total = vocab * hidden + 2 * block + hidden  # embeddings (lm_head tied: counted once), blocks, final norm
+    assert models.count_parameters(model) == {"trainable": total, "total": total, "trainable_percent": 100.0}
+    model.model.embed_tokens.requires_grad_(False)  # freezes the tied lm_head too
+    assert models.count_parameters(model)["trainable"] == total - vocab * hidden
+    lora = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    adapters = 2 * 4 * ((hidden + hidden) + (hidden + kv))  # per layer: A is r x d_in, B is d_out x r
+    share = round(100 * adapters / (total + adapters), 3)
+    assert models.count_parameters(lora) == {
+        "trainable": adapters, "total": total + adapters, "trainable_percent": share
+    }
 
 
 def test_pre_tokenizer_and_decoder_match_the_hub(tokenizer):
@@ -118,12 +168,16 @@ def test_lora_factors_and_count_by_hand_match_peft():
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2)  # grouped-query attention: k_proj and v_proj give 2 heads x 4 = 8 features
+    config = LlamaConfig(
+        vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2,  # grouped-query attention: k_proj and v_proj give 2 heads x 4 = 8 features
+    )
     base = LlamaForCausalLM(config)
     targets = ["q_proj", "v_proj", "down_proj"]
     predicted = models.lora_parameter_count(base, 3, targets)
-    assert predicted == {"q_proj": 2 * 3 * (16 + 16), "v_proj": 2 * 3 * (16 + 8), "down_proj": 2 * 3 * (32 + 16), "total": 624}
+    assert predicted == {
+        "q_proj": 2 * 3 * (16 + 16), "v_proj": 2 * 3 * (16 + 8), "down_proj": 2 * 3 * (32 + 16), "total": 624
+    }
     model = get_peft_model(base, LoraConfig(r=3, lora_alpha=6, target_modules=targets))
     assert models.count_parameters(model)["trainable"] == predicted["total"]
     assert models.lora_parameter_count(model, 3, targets) == predicted  # the wrapped model counts the same

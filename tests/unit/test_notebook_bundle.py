@@ -27,7 +27,10 @@ def test_every_notebook_carries_the_current_bundle_and_pins():
 def test_install_pins_agree_with_the_requirements_files(notebook):
     tree = ast.parse(cell(notebook, "install"))
     assigned = {t.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign) for t in n.targets}
-    pinned = {**sync_notebooks.read_pins(ROOT / "requirements.txt"), **sync_notebooks.read_pins(ROOT / "requirements-nodeps.txt")}
+    pinned = {
+        **sync_notebooks.read_pins(ROOT / "requirements.txt"),
+        **sync_notebooks.read_pins(ROOT / "requirements-nodeps.txt"),
+    }
     for pin in [*assigned["PINS"], *assigned["NO_DEPS"]]:
         assert pinned[sync_notebooks.normalize(pin.split("==")[0])] == pin
     # Colab's own builds are never installed by the notebook, and unsloth never with its dependencies.

@@ -83,7 +83,8 @@ def test_a_presenter_can_walk_through_it(path):
     for index, (kind, _) in enumerate(sources):
         run = run + 1 if kind == "code" else 0
         assert run <= 2, f"cell {index}: more than two code cells in a row without markdown"
-    headings = [line for kind, text in sources if kind == "markdown" for line in text.splitlines() if line.startswith("## ")]
+    lines = [line for kind, text in sources if kind == "markdown" for line in text.splitlines()]
+    headings = [line for line in lines if line.startswith("## ")]
     for part in ("When to use", "Best practices and common pitfalls", "Exercises"):
         assert any(part in h for h in headings), f"no '## ... {part}' section"
     exercises = next(text for kind, text in sources if kind == "markdown" and "## " in text and "Exercises" in text)
@@ -93,3 +94,13 @@ def test_a_presenter_can_walk_through_it(path):
     assert re.search(r"expect", exercises, re.IGNORECASE), "exercises say what to expect"
     assert not any(kind == "code" and text.lstrip().startswith("RESULTS = {") for kind, text in sources), \
         "results bookkeeping is one results.record(...) call"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name[:2])
+def test_committed_notebooks_carry_no_outputs(path):
+    """Notebooks are committed stripped (executed copies go to runs/): an output, an execution count or widget state
+    left in a commit fails here. Strip with: jupyter nbconvert --clear-output --inplace notebooks/<notebook>.ipynb"""
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    dirty = [i for i, c in enumerate(notebook["cells"]) if c.get("outputs") or c.get("execution_count") is not None]
+    assert not dirty, f"{path.name}: cells {dirty} carry outputs; strip them before committing"
+    assert "widgets" not in notebook.get("metadata", {}), f"{path.name}: widget state in the notebook's metadata"

@@ -31,9 +31,11 @@ def test_plot_metrics_one_panel_per_present_key(tmp_path):
 
 
 def test_plot_curves_and_bars(tmp_path):
-    fig = plots.plot_curves({"a": {"step": [1, 2], "loss": [2.0, 1.0]}, "b": {"step": [1, 2], "loss": [2.0, 1.5]}}, tmp_path / "c.png")
+    curves = {"a": {"step": [1, 2], "loss": [2.0, 1.0]}, "b": {"step": [1, 2], "loss": [2.0, 1.5]}}
+    fig = plots.plot_curves(curves, tmp_path / "c.png")
     assert [line.get_label() for line in fig.axes[0].lines] == ["a", "b"]
-    fig = plots.plot_bars({"Hindi": {"before": 3.0, "after": 2.0}, "English": {"before": 1.0, "after": 1.1}}, tmp_path / "b.png")
+    bars = {"Hindi": {"before": 3.0, "after": 2.0}, "English": {"before": 1.0, "after": 1.1}}
+    fig = plots.plot_bars(bars, tmp_path / "b.png")
     assert len(fig.axes[0].patches) == 4 and (tmp_path / "b.png").exists()
 
 
@@ -79,9 +81,13 @@ def tiny_lora_model(r=2):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2)
-    return get_peft_model(LlamaForCausalLM(config), LoraConfig(r=r, lora_alpha=4 * r, target_modules=["q_proj", "v_proj"]))
+    config = LlamaConfig(
+        vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    return get_peft_model(
+        LlamaForCausalLM(config), LoraConfig(r=r, lora_alpha=4 * r, target_modules=["q_proj", "v_proj"])
+    )
 
 
 def test_plot_lora_update_draws_a_b_and_their_product(tmp_path):

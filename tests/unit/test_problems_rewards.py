@@ -76,7 +76,7 @@ def test_format_reward_is_strict():
 
 
 def test_correctness_reward_reads_conversational_completions():
-    completions = [[{"role": "assistant", "content": GOOD}], [{"role": "assistant", "content": "<answer>8</answer>"}], [{"role": "assistant", "content": ""}]]
+    completions = [[{"role": "assistant", "content": text}] for text in (GOOD, "<answer>8</answer>", "")]
     assert rewards.correctness_reward(completions, answer=[7, 7, 7]) == [2.0, 0.0, 0.0]
     assert rewards.correctness_reward(["<answer>1,000 dollars</answer>"], answer=[1000]) == [2.0]
 
@@ -125,7 +125,8 @@ SET = [
 def test_solve_rate_counts_right_answers_format_and_levels(monkeypatch):
     from helpers import generation
 
-    answers = {"What is 1 + 1?": [tagged(2)], "What is 12 + 30?": ["42"], "What is 2 * 3 + 4?": [tagged(10)], "What is 3 * 3 + 1?": [tagged(9)]}
+    answers = {"What is 1 + 1?": [tagged(2)], "What is 12 + 30?": ["42"], "What is 2 * 3 + 4?": [tagged(10)],
+               "What is 3 * 3 + 1?": [tagged(9)]}
     monkeypatch.setattr(generation, "generate", fake_generate(answers))
     result = problems.solve_rate(None, None, SET)
     assert result["accuracy"] == 0.5  # "42" has no answer tag: wrong; 9 is wrong
@@ -182,3 +183,24 @@ def test_score_group_sums_the_reward_functions_and_takes_extra_ones():
     assert [r["advantage"] for r in rewards.score_group(same, answer=7)] == [0.0, 0.0]
     with_penalty = rewards.score_group(same, answer=7, reward_functions=[*rewards.REWARD_FUNCTIONS, length_penalty])
     assert with_penalty[0]["advantage"] > 0 > with_penalty[1]["advantage"] and "length_penalty" in with_penalty[0]
+
+
+def test_solve_rate_is_greedy_and_pass_at_k_samples_k_per_problem_like_grpo(monkeypatch):
+    # Catches: solve_rate sampling (its accuracy would change from run to run), pass_at_k decoding greedily (k
+    # identical answers: "mixed" would always be 0) or with a top-p cut GRPO does not use, and k samples that are
+    # not grouped per problem in order.
+    from helpers import generation
+
+    calls = []
+
+    def recording_generate(model, tokenizer, prompts, max_new_tokens, temperature=0.0, top_p=0.95, **kwargs):
+        calls.append({"questions": [p[-1]["content"] for p in prompts], "temperature": temperature, "top_p": top_p})
+        return [tagged(2)] * len(prompts)
+
+    monkeypatch.setattr(generation, "generate", recording_generate)
+    problems.solve_rate(None, None, SET[:2])
+    assert calls[-1] == {"questions": ["What is 1 + 1?", "What is 12 + 30?"], "temperature": 0.0, "top_p": 0.95}
+    result = problems.pass_at_k(None, None, SET[:2], k=3)
+    assert calls[-1]["questions"] == ["What is 1 + 1?"] * 3 + ["What is 12 + 30?"] * 3
+    assert calls[-1]["temperature"] == 1.0 and calls[-1]["top_p"] == 1.0
+    assert result["pass_at_k"] == 0.5 and result["mean_success"] == 0.5 and result["mixed"] == 0.0

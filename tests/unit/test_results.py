@@ -18,7 +18,8 @@ def test_run_dir_honours_env(runs):
 def test_save_and_load_results(runs):
     assert results.load_results("nb") is None
     path = results.save_results("nb", {"eval_loss": results.before_after(2.123456, 1.5), "text": "नमस्ते"})
-    assert json.loads(path.read_text(encoding="utf-8")) == {"eval_loss": {"before": 2.1235, "after": 1.5}, "text": "नमस्ते"}
+    expected = {"eval_loss": {"before": 2.1235, "after": 1.5}, "text": "नमस्ते"}
+    assert json.loads(path.read_text(encoding="utf-8")) == expected
     assert results.load_results("nb")["text"] == "नमस्ते"
 
 
@@ -26,7 +27,8 @@ def test_header_and_training_summary():
     head = results.header("nb", "smoke")
     assert head["notebook"] == "nb" and head["profile"] == "smoke" and "trl" in head["versions"]
     cost = runtime.Measurement(seconds=12.345, peak_memory_mb=1000.04, memory_kind="process peak RSS")
-    log = [{"loss": 2.0, "step": 1, "epoch": 0.5}, {"loss": 1.0, "step": 2, "epoch": 1.0}, {"train_runtime": 1, "step": 2, "epoch": 1.0}]
+    log = [{"loss": 2.0, "step": 1, "epoch": 0.5}, {"loss": 1.0, "step": 2, "epoch": 1.0},
+           {"train_runtime": 1, "step": 2, "epoch": 1.0}]
     summary = results.training_summary(log, cost)
     assert summary["epochs"] == 1.0 and results.training_summary(log[:1], cost)["epochs"] == 0.5
     assert summary["steps"] == 2 and summary["first_train_loss"] == 2.0 and summary["last_train_loss"] == 1.0
@@ -48,8 +50,10 @@ def test_comparison_table_marks_missing_runs():
 
 
 def test_summary_markdown_lists_every_run(runs):
-    results.save_results("01_x", {"notebook": "01_x", "profile": "smoke", "device": "CPU", "train": {"seconds": 3.0, "peak_memory_mb": 9.0},
-                                   "eval_loss": {"before": 2.0, "after": 1.5}, "extended": {"bpc": {"before": 4.0, "after": 3.0}}})
+    results.save_results("01_x", {"notebook": "01_x", "profile": "smoke", "device": "CPU",
+                                   "train": {"seconds": 3.0, "peak_memory_mb": 9.0},
+                                   "eval_loss": {"before": 2.0, "after": 1.5},
+                                   "extended": {"bpc": {"before": 4.0, "after": 3.0}}})
     results.save_results("02_y", {"notebook": "02_y", "profile": "full"})
     table = results.summary_markdown().splitlines()
     assert len(table) == 4
@@ -60,7 +64,8 @@ def test_summary_markdown_lists_every_run(runs):
 def test_load_reference_picks_the_profile_and_the_same_kind_of_device(tmp_path, monkeypatch):
     monkeypatch.setattr(results, "REFERENCE_DIR", tmp_path / "data" / "reference")
     assert results.load_reference("01_x", "full", gpu=True) is None
-    for folder, profile, device in (("full-h100", "full", "NVIDIA H100 80GB HBM3"), ("full-cpu", "full", "CPU (2 cores)"),
+    for folder, profile, device in (("full-h100", "full", "NVIDIA H100 80GB HBM3"),
+                                    ("full-cpu", "full", "CPU (2 cores)"),
                                     ("smoke-cpu", "smoke", "CPU (2 cores)")):
         path = tmp_path / "data" / "reference" / "01_x" / folder / "results.json"
         path.parent.mkdir(parents=True)
@@ -90,7 +95,8 @@ def test_readme_and_teaching_tables_are_generated_from_data_reference(tmp_path, 
     for name, marker in (("README", readme_results.START), ("TEACHING", "<!-- measured:01_full_finetuning:start -->")):
         copy = tmp_path / f"{name}.md"
         original = getattr(readme_results, name)
-        copy.write_text(original.read_text(encoding="utf-8").replace(marker, marker + "\n| a stale row |", 1), encoding="utf-8")
+        stale = original.read_text(encoding="utf-8").replace(marker, marker + "\n| a stale row |", 1)
+        copy.write_text(stale, encoding="utf-8")
         monkeypatch.setattr(readme_results, name, copy)
         assert readme_results.main(["--check"]) == 1
         assert readme_results.main([]) == 0 and readme_results.main(["--check"]) == 0
@@ -111,11 +117,15 @@ def test_cell_times_reads_nbclient_timestamps(tmp_path):
     from tools import save_reference
 
     def code(source, start, end, tags=()):
-        stamps = {"iopub.execute_input": f"2026-11-29T10:00:{start}Z", "shell.execute_reply": f"2026-11-29T10:00:{end}Z"}
-        return {"cell_type": "code", "source": source, "metadata": {"execution": stamps, "tags": list(tags)}, "outputs": []}
+        stamps = {"iopub.execute_input": f"2026-11-29T10:00:{start}Z",
+                  "shell.execute_reply": f"2026-11-29T10:00:{end}Z"}
+        return {"cell_type": "code", "source": source, "metadata": {"execution": stamps, "tags": list(tags)},
+                "outputs": []}
 
-    cells = [code("pip stuff", "00.0", "30.0", tags=["install"]), {"cell_type": "markdown", "source": "## 6 · Train\ntext", "metadata": {}},
-             code("# a comment\nfrom x import y\n\ntrainer.train()\n", "01.0", "13.5"), code("print(1)", "14.0", "14.2")]
+    cells = [code("pip stuff", "00.0", "30.0", tags=["install"]),
+             {"cell_type": "markdown", "source": "## 6 · Train\ntext", "metadata": {}},
+             code("# a comment\nfrom x import y\n\ntrainer.train()\n", "01.0", "13.5"),
+             code("print(1)", "14.0", "14.2")]
     executed = tmp_path / "nb.ipynb"
     executed.write_text(json.dumps({"cells": cells}), encoding="utf-8")
     assert save_reference.cell_times(executed) == [
@@ -140,7 +150,8 @@ def test_committed_full_references_meet_the_lesson_targets():
         run = json.loads(path.read_text(encoding="utf-8"))
         kinds = run["heldout_by_kind"].values()
         length_only = sum(k["shorter_answer_accuracy"] * k["pairs"] for k in kinds) / sum(k["pairs"] for k in kinds)
-        assert run["heldout_reward_accuracy"]["after"] > length_only, f"{path}: DPO does no better than 'prefer the shorter answer'"
+        assert run["heldout_reward_accuracy"]["after"] > length_only, (
+            f"{path}: DPO does no better than 'prefer the shorter answer'")
         assert run["heldout_by_kind"]["helpful-vs-evasive"]["reward_accuracy"]["after"] > 0.5, path
         checked += 1
     assert checked, "no full-profile reference for 03 or 04 under data/reference/"
@@ -165,7 +176,8 @@ def test_record_saves_header_settings_summary_and_pairs(runs, capsys):
                          nested={"bpc": (4.0, 3.5), "levels": (2, 3, 4)}, samples=[("q", "a")])
     saved = results.load_results("nb")
     assert saved["settings"] == {"max_steps": 2} and saved["steps"] == 2 and saved["notebook"] == "nb"
-    assert saved["eval_loss"] == {"before": 2.1235, "after": 1.9} and saved["nested"]["bpc"] == {"before": 4.0, "after": 3.5}
+    assert saved["eval_loss"] == {"before": 2.1235, "after": 1.9}
+    assert saved["nested"]["bpc"] == {"before": 4.0, "after": 3.5}
     assert saved["nested"]["levels"] == [2, 3, 4] and run["samples"] == [("q", "a")]
     printed = capsys.readouterr().out
     assert "eval_loss: 2.1235 -> 1.9" in printed and "nested.bpc: 4.0 -> 3.5" in printed and "results.json" in printed

@@ -1,11 +1,14 @@
-import time
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from helpers import runtime
 
 
-@pytest.mark.parametrize("value, expected", [(None, "full"), ("", "full"), ("0", "full"), ("1", "smoke"), ("true", "smoke"), ("YES", "smoke")])
+@pytest.mark.parametrize("value, expected", [(None, "full"), ("", "full"), ("0", "full"), ("1", "smoke"),
+                                             ("true", "smoke"), ("YES", "smoke")])
 def test_profile_from_smoke_test(value, expected):
     env = {} if value is None else {"SMOKE_TEST": value}
     assert runtime.profile(env) == expected
@@ -16,18 +19,25 @@ def test_profile_rejects_unknown_value():
         runtime.profile({"SMOKE_TEST": "maybe"})
 
 
-def test_environment_on_this_machine():
-    assert runtime.environment() in ("colab", "local-gpu", "cpu")
-    assert runtime.environment() == ("local-gpu" if runtime.has_gpu() else "cpu") or runtime.in_colab()
+def test_environment_names_colab_gpu_and_cpu(monkeypatch):
+    # Fixed expectations under a controlled environment. Catches: Colab not recognised from its COLAB_RELEASE_TAG
+    # variable or an imported google.colab, a GPU machine reported as "cpu" (or the other way round), and Colab
+    # reported as "local-gpu" because a GPU is checked first.
+    import types
 
-
-def test_seed_everything_makes_torch_repeatable():
-    import torch
-
-    runtime.seed_everything(7)
-    a = torch.rand(3)
-    runtime.seed_everything(7)
-    assert torch.equal(a, torch.rand(3))
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setattr(runtime, "has_gpu", lambda: False)
+    assert runtime.environment() == "cpu"
+    monkeypatch.setattr(runtime, "has_gpu", lambda: True)
+    assert runtime.environment() == "local-gpu"
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab_20260101-060000_RC00")
+    assert runtime.environment() == "colab"  # Colab with a GPU is still "colab"
+    monkeypatch.setattr(runtime, "has_gpu", lambda: False)
+    assert runtime.environment() == "colab"
+    monkeypatch.delenv("COLAB_RELEASE_TAG")
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert runtime.environment() == "colab"
 
 
 def test_versions_lists_the_stack():
@@ -38,15 +48,38 @@ def test_versions_lists_the_stack():
     assert runtime.versions(("no-such-package-xyz",))["no-such-package-xyz"] == "not installed"
 
 
-def test_measure_times_a_block_and_reports_memory():
-    with runtime.measure() as m:
-        time.sleep(0.05)
-        blob = bytearray(50 * 2**20)  # 50 MB
-    assert 0.04 < m.seconds < 5
-    assert m.peak_memory_mb > 50
-    assert m.memory_kind in ("process peak RSS", "GPU max allocated")
-    assert set(m.as_dict()) == {"seconds", "peak_memory_mb", "memory_kind"}
-    del blob
+# Run in a fresh interpreter, whose peak RSS before the block is small (this test process's peak already holds every
+# model the other tests loaded, so a 300 MB block would not move it). Not a direct child of this process: Linux carries
+# a parent's memory high-water mark into a child it forks and execs, so a direct child starts with our peak RSS.
+# A grandchild forked from a small launcher starts with the launcher's.
+LAUNCH = "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:]).returncode)"
+MEASURE_A_BLOCK = """
+import json, time
+from helpers import runtime
+
+runtime.has_gpu = lambda: False  # the CPU branch, also on a GPU machine
+with runtime.measure() as m:
+    peak_before = runtime.peak_rss_mb()
+    time.sleep(0.05)
+    block = b"x" * (300 * 2**20)  # 300 MB, every page written
+print(json.dumps({"peak_before": peak_before, **m.as_dict()}))
+"""
+
+
+def test_measure_times_a_block_and_reports_its_peak_memory():
+    # Catches: a peak read when the block starts instead of when it ends (it would miss the 300 MB), a KiB/bytes/MiB
+    # unit slip in peak_rss_mb (off by a factor of 1024), and a wall time that does not cover the block.
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", LAUNCH, sys.executable, "-c", MEASURE_A_BLOCK], capture_output=True,
+                         text=True, check=True, cwd=Path(__file__).resolve().parents[2]).stdout
+    found = json.loads(out.splitlines()[-1])
+    assert found["memory_kind"] == "process peak RSS"
+    assert found["peak_before"] < 250, found  # a fresh interpreter: the check below is meaningful
+    assert 250 <= found["peak_memory_mb"] - found["peak_before"] <= 400, found  # the 300 MB block, in MB
+    assert 0.04 < found["seconds"] < 5, found
+    assert set(found) == {"peak_before", "seconds", "peak_memory_mb", "memory_kind"}
 
 
 @pytest.mark.parametrize("value, expected", [(None, False), ("no", False), ("0", False), ("1", True), ("TRUE", True)])
@@ -55,5 +88,41 @@ def test_env_flag(value, expected):
 
 
 def test_env_flag_says_how_to_set_it():
-    with pytest.raises(ValueError, match=r"SOME_FLAG='maybe' is not understood: use SOME_FLAG=1 to do it or unset it\."):
+    message = r"SOME_FLAG='maybe' is not understood: use SOME_FLAG=1 to do it or unset it\."
+    with pytest.raises(ValueError, match=message):
         runtime.env_flag("SOME_FLAG", {"SOME_FLAG": "maybe"}, " to do it")
+
+
+# Unix-only modules that would stop `import helpers...` on Windows if imported unguarded at module level.
+UNIX_ONLY = ("resource", "fcntl", "termios", "pwd", "grp")
+IMPORT_ALL = """
+import sys
+for name in {blocked!r}:
+    sys.modules[name] = None  # as on Windows: `import name` raises ImportError
+import importlib, pkgutil, helpers
+for info in pkgutil.iter_modules(helpers.__path__):
+    importlib.import_module("helpers." + info.name)
+from helpers import runtime
+print("peak", runtime.resource is None)
+"""
+
+
+def test_every_helpers_module_imports_without_unix_only_modules():
+    # Catches an unguarded `import resource` (or fcntl, ...) in any helpers module: on Windows every notebook's
+    # set-up cell would fail. The child blocks those modules the way Windows lacks them.
+    code = IMPORT_ALL.format(blocked=UNIX_ONLY)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "peak True" in done.stdout
+
+
+def test_peak_rss_mb_uses_the_peak_working_set_without_resource(monkeypatch):
+    # Catches a Windows path that reads the current (not the peak) memory, or a bytes/MB slip.
+    import psutil
+
+    class Info:
+        peak_wset, rss = 3 * 2**30, 2**20
+
+    monkeypatch.setattr(runtime, "resource", None)
+    monkeypatch.setattr(psutil.Process, "memory_info", lambda self: Info())
+    assert runtime.peak_rss_mb() == 3072.0

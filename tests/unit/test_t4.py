@@ -28,7 +28,9 @@ def test_asked_rejects_unknown_values():
 
 def h200_torch():
     """A stand-in for torch with an H200's answers, recording what the emulation sets."""
-    real = types.SimpleNamespace(name="NVIDIA H200", major=9, minor=0, total_memory=140 * GiB, multi_processor_count=132)
+    real = types.SimpleNamespace(
+        name="NVIDIA H200", major=9, minor=0, total_memory=140 * GiB, multi_processor_count=132
+    )
     calls: dict[str, object] = {}
     cuda = types.SimpleNamespace(
         get_device_properties=lambda device=None: real,
@@ -75,7 +77,9 @@ def test_torch_bf16_check_follows_the_patched_properties(monkeypatch):
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "get_device_properties", stand_in.cuda.get_device_properties)
     assert torch.cuda.is_bf16_supported(including_emulation=False) is True  # the H200 as it is
-    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: t4.T4Properties(stand_in.cuda.get_device_properties()))
+    monkeypatch.setattr(
+        torch.cuda, "get_device_properties", lambda device=None: t4.T4Properties(stand_in.cuda.get_device_properties())
+    )
     assert torch.cuda.is_bf16_supported(including_emulation=False) is False
     assert torch.cuda.get_device_capability(0) == (7, 5) and torch.cuda.get_device_name(0) == "Tesla T4"
 
@@ -100,7 +104,9 @@ def test_emulate_does_nothing_when_not_asked_or_on_a_cpu(monkeypatch, capsys):
 
 def test_results_header_says_emulated_only_while_on(monkeypatch):
     assert "emulated" not in results.header("01_x", "smoke")
-    monkeypatch.setattr(t4, "_state", {"real_properties": lambda device=None: types.SimpleNamespace(name="NVIDIA H200")})
+    monkeypatch.setattr(
+        t4, "_state", {"real_properties": lambda device=None: types.SimpleNamespace(name="NVIDIA H200")}
+    )
     assert runtime.emulated() == "T4"
     assert results.header("01_x", "smoke")["emulated"] == "T4"
 
@@ -111,6 +117,7 @@ def test_every_notebook_offers_the_switch_before_unsloth_loads():
     from helpers import ROOT
 
     for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-        code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code")
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
         assert "runtime.emulate_t4_if_asked()" in code, path.name
         assert code.index("runtime.emulate_t4_if_asked()") < code.index("import unsloth"), path.name

@@ -30,7 +30,8 @@ def test_extension_shortens_hindi_and_keeps_english(tokenizer, extended):
     assert new.decode(new(hindi)["input_ids"]) == hindi
     for english in ["Hello, how are you? I have 12 apples.", "def f(x):\n    return x\n"]:
         assert new(english)["input_ids"] == tokenizer(english)["input_ids"]
-    assert (new.eos_token, new.pad_token, new.chat_template) == (tokenizer.eos_token, tokenizer.pad_token, tokenizer.chat_template)
+    for name in ("eos_token", "pad_token", "chat_template"):
+        assert getattr(new, name) == getattr(tokenizer, name), name
 
 
 def test_every_learned_token_is_reachable(extended):
@@ -54,8 +55,8 @@ def test_new_rows_start_from_their_pieces_eeve_style(tokenizer, extended, tied):
 
     merges, new = extended
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
-                         num_key_value_heads=1, tie_word_embeddings=tied)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=tied)
     model = LlamaForCausalLM(config)
     old_in = model.get_input_embeddings().weight.detach().clone()
     old_out = model.get_output_embeddings().weight.detach().clone()
@@ -67,7 +68,8 @@ def test_new_rows_start_from_their_pieces_eeve_style(tokenizer, extended, tied):
     a, b = (tokenizer.convert_tokens_to_ids(t) for t in merges[0])  # the first merge joins two old tokens
     assert torch.allclose(inputs[new_ids[0]], (old_in[a] + old_in[b]) / 2)  # input: mean of the pieces
     assert torch.equal(outputs[new_ids[0]], old_out[a])  # output: the first piece
-    assert torch.equal(inputs[: len(tokenizer)], old_in) and torch.equal(outputs[: len(tokenizer)], old_out)  # old rows kept
+    # old rows kept
+    assert torch.equal(inputs[: len(tokenizer)], old_in) and torch.equal(outputs[: len(tokenizer)], old_out)
 
 
 @pytest.mark.parametrize("tied", [True, False])
@@ -77,9 +79,10 @@ def test_stage_one_trains_only_the_new_rows_then_undo_restores_training(tied):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         num_key_value_heads=1, tie_word_embeddings=tied)
-    model = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=2, target_modules=["q_proj", "v_proj"], modules_to_save=["embed_tokens", "lm_head"]))
+    config = LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=tied)
+    lora = LoraConfig(r=2, target_modules=["q_proj", "v_proj"], modules_to_save=["embed_tokens", "lm_head"])
+    model = get_peft_model(LlamaForCausalLM(config), lora)
     copies = vocab.embedding_copies(model)
     assert len(copies) == 2  # PEFT gives each module its own copy, tied or not
     lora_before = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
@@ -127,3 +130,55 @@ def test_segmentation_rows_count_tokens_per_word_for_each_tokenizer(tokenizer, e
     assert hindi["base: tokens"] == len(tokenizer.tokenize(" नमस्ते")) > hindi["extended: tokens"] >= 1
     assert hindi["extended: pieces"].startswith("␣") and hindi["base: pieces"].count(" · ") == hindi["base: tokens"] - 1
     assert english["base: tokens"] == english["extended: tokens"] == 1 and english["base: pieces"] == "␣the"
+
+
+def old_pieces(token, merges, old_vocab):
+    """The old tokens a new token is built from, by undoing the learned merges (an independent route to what
+    init_new_embeddings reads from the old tokenizer)."""
+    if token in old_vocab:
+        return [token]
+    a, b = next((a, b) for a, b in merges if a + b == token)
+    return old_pieces(a, merges, old_vocab) + old_pieces(b, merges, old_vocab)
+
+
+def test_new_rows_of_a_real_untied_model(tokenizer, extended):
+    # The real SmolLM2-135M loaded untied (tie_word_embeddings=False: its lm_head is a matrix of its own, unlike the
+    # input embeddings). Catches: new output rows copied from the input matrix (or the mean of the pieces), input
+    # rows from the output matrix, any old row of either matrix moved by the resize, the matrices re-tied, and new
+    # tokens that do not start with the score of their first piece.
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from helpers import models
+
+    merges, new = extended
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(models.offline_model_dir(), dtype=torch.float32,
+                                                 tie_word_embeddings=False)
+    model.eval()
+    old_in = model.get_input_embeddings().weight.detach().clone()
+    old_out = model.get_output_embeddings().weight.detach().clone()
+    assert model.config.tie_word_embeddings is False and not torch.equal(old_in, old_out)  # really untied
+    english = torch.tensor([tokenizer("The capital of France is Paris.")["input_ids"]])
+    with torch.no_grad():
+        logits_before = model(input_ids=english).logits
+    new_ids = vocab.init_new_embeddings(model, tokenizer, new)
+    inputs, outputs = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    old_size, old_vocab = len(tokenizer), tokenizer.get_vocab()
+    assert new_ids == list(range(old_size, old_size + len(merges))) and inputs.shape[0] == outputs.shape[0] == len(new)
+    assert inputs.data_ptr() != outputs.data_ptr() and model.config.tie_word_embeddings is False
+    assert torch.equal(inputs[:old_size], old_in) and torch.equal(outputs[:old_size], old_out)  # old rows kept
+    built_from_new = 0
+    for new_id in new_ids:
+        token = new.convert_ids_to_tokens(new_id)
+        pieces = [old_vocab[p] for p in old_pieces(token, merges, old_vocab)]
+        built_from_new += len(pieces) > 2
+        assert torch.allclose(inputs[new_id], old_in[pieces].mean(dim=0), atol=1e-6), token  # input: mean of the pieces
+        assert torch.equal(outputs[new_id], old_out[pieces[0]]), token  # output: the first piece's row
+    assert built_from_new > 0  # some new tokens are merges of new tokens: more than two old pieces
+    with torch.no_grad():
+        logits_after = model(input_ids=english).logits
+    assert torch.allclose(logits_after[..., :old_size], logits_before, atol=1e-5)  # the old model, unchanged
+    first_piece = old_vocab[old_pieces(new.convert_ids_to_tokens(new_ids[0]), merges, old_vocab)[0]]
+    # a new token starts with the score its first piece gets
+    assert torch.equal(logits_after[..., new_ids[0]], logits_after[..., first_piece])
