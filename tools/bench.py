@@ -37,13 +37,14 @@ import json
 import math
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+from helpers import models
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "runs" / "bench"
@@ -331,15 +332,6 @@ def load_train_dataset():
     return Dataset.from_list([data.alpaca_to_prompt_completion(r) for r in rows]), len(rows)
 
 
-def set_special_tokens(tokenizer: Any) -> None:
-    try:
-        from helpers.models import set_hub_special_tokens
-    except ImportError:  # renamed: set what it sets
-        tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token = "<|im_start|>", "<|im_end|>", "<|im_end|>"
-        return
-    set_hub_special_tokens(tokenizer)
-
-
 def model_dir() -> str:
     from helpers.models import offline_model_dir
 
@@ -381,7 +373,7 @@ def build_unsloth(max_steps: int, output_dir: Path):
     model, tokenizer = FastLanguageModel.from_pretrained(
         model_name=model_dir(), max_seq_length=MAX_SEQ_LENGTH, dtype=None if gpu else torch.float32, load_in_4bit=False
     )
-    set_special_tokens(tokenizer)
+    models.set_hub_special_tokens(tokenizer)
     model = FastLanguageModel.get_peft_model(
         model, r=LORA_R, lora_alpha=LORA_ALPHA, lora_dropout=LORA_DROPOUT, target_modules=TARGET_MODULES,
         bias="none", use_gradient_checkpointing="unsloth", random_state=SEED,
@@ -411,7 +403,7 @@ def build_plain(max_steps: int, output_dir: Path, plain_loss: str):
     name = model_dir()
     model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(name)
-    set_special_tokens(tokenizer)
+    models.set_hub_special_tokens(tokenizer)
     lora = LoraConfig(r=LORA_R, lora_alpha=LORA_ALPHA, lora_dropout=LORA_DROPOUT, target_modules=TARGET_MODULES,
                       bias="none", task_type="CAUSAL_LM")
 
@@ -453,8 +445,9 @@ def peak_memory_mb(gpu: bool) -> tuple[float, str]:
         import torch
 
         return torch.cuda.max_memory_allocated() / 2**20, "torch.cuda.max_memory_allocated during training"
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (peak / 1024 if sys.platform != "darwin" else peak / 2**20), "process peak RSS"
+    from helpers import runtime
+
+    return runtime.peak_rss_mb(), "process peak RSS"
 
 
 def run_engine(
@@ -514,11 +507,9 @@ def run_engine(
         tokens_source = "Trainer num_input_tokens_seen (non_padding)"
     used = counter.batches[: last_step * GRAD_ACCUM]
     real, positions = sum(r for r, _ in used), sum(p for _, p in used)
-    if gpu:
-        device = torch.cuda.get_device_name(0)
-    else:
-        device = f"CPU ({os.cpu_count()} cores)"
     from helpers import runtime
+
+    device = runtime.device_name()
 
     return {
         "engine": engine,

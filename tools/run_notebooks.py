@@ -25,6 +25,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from helpers import runtime
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 PROGRESS = re.compile(r"<progress value='(\d+)' max='(\d+)'")
@@ -143,19 +145,13 @@ def run_one(path: Path, runs: Path, profile: str, device: str) -> tuple[str, flo
     return status, seconds
 
 
-def has_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", help="numbers of the notebooks to run (default: all)")
     args = parser.parse_args(argv)
     chosen = choose(args.notebooks)
     profile = "smoke" if os.environ.get("SMOKE_TEST", "0") == "1" else "full"
-    gpu = has_gpu()
+    gpu = runtime.has_gpu()
     device = "gpu" if gpu else "cpu"
     runs = Path(os.environ.get("SMOL_RUNS_DIR", ROOT / "runs")).resolve()
     os.environ["SMOL_RUNS_DIR"] = str(runs)  # absolute, for kernels that start in notebooks/
