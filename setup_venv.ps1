@@ -7,6 +7,10 @@
 #                             ... then execute every notebook (or the ones named) headless into runs\<notebook>\
 #   .\setup_venv.ps1 test     ... then lint with ruff, run the unit tests and every notebook under nbval (smoke
 #                             profile), each notebook copied alone into an empty folder first; with pytest args, just those
+#   .\setup_venv.ps1 test-plain [02 05 ...]
+#                             ... then the plain engine (SMOL_ENGINE=plain: transformers + PEFT + TRL, the engine
+#                             Windows without an NVIDIA GPU gets): 02 and 05 (or the ones named) under nbval, smoke
+#                             profile, and the results checks of those notebooks
 #   .\setup_venv.ps1 colab-sim
 #                             Linux only (it builds a Linux venv and resolves manylinux wheels): says so and exits 2;
 #                             use WSL2 and ./setup_venv.sh colab-sim
@@ -21,7 +25,7 @@
 # is the subcommand and the rest go to pytest or the tool unchanged (none at all when there are none).
 $ErrorActionPreference = "Stop"
 $Wanted = "3.11"  # the Python the pins are tested with (setup_venv.sh's Linux machine runs 3.11)
-$Usage = "usage: setup_venv.ps1 [setup|run [02 ...]|test [pytest args]|colab-sim (Linux only)|bench [--steps N]]"
+$Usage = "usage: setup_venv.ps1 [setup|run [02 ...]|test [pytest args]|test-plain [02 05 ...]|colab-sim (Linux only)|bench [--steps N]]"
 $Command = if ($args.Count -gt 0) { [string]$args[0] } else { "setup" }
 # (Assigned in two steps: `$x = if (...) { @() }` would leave $null, which PowerShell 7.3+ passes on as "".)
 $Rest = @()
@@ -180,6 +184,42 @@ function Run-Tests([object[]]$PytestArgs) {
     }
 }
 
+function Run-PlainTests([object[]]$Numbers) {
+    # The plain engine, as on Windows without an NVIDIA GPU; its smoke runs go to runs\smoke-tests-plain\.
+    $runs = if ($env:SMOL_RUNS_DIR) { $env:SMOL_RUNS_DIR } else { Join-Path $PSScriptRoot "runs\smoke-tests-plain" }
+    if ($Numbers.Count -eq 0) { $Numbers = @("02", "05") }
+    $alone = Join-Path $runs "notebooks-alone"
+    if (Test-Path $alone) { Remove-Item $alone -Recurse -Force }
+    $null = New-Item -ItemType Directory -Force -Path $alone
+    $names = @()
+    foreach ($n in $Numbers) {
+        $found = @(Get-ChildItem (Join-Path $PSScriptRoot "notebooks\$($n)_*.ipynb"))
+        if ($found.Count -eq 0) {
+            $problem = [Exception]::new("test-plain: no notebook $n (use 01 ... 06)")
+            $problem.Data["ExitCode"] = 2
+            throw $problem
+        }
+        Copy-Item $found[0].FullName $alone
+        $names += $found[0].BaseName
+    }
+    $savedSmokeTest = $env:SMOKE_TEST
+    $savedRunsDir = $env:SMOL_RUNS_DIR
+    $savedEngine = $env:SMOL_ENGINE
+    $savedChecked = $env:SMOL_CHECK_NOTEBOOKS
+    try {
+        $env:SMOKE_TEST = "1"
+        $env:SMOL_RUNS_DIR = $runs
+        $env:SMOL_ENGINE = "plain"
+        $env:SMOL_CHECK_NOTEBOOKS = $names -join " "
+        Invoke-Checked $VenvPython @("-m", "pytest", $alone, "tests/results")
+    } finally {
+        $env:SMOKE_TEST = $savedSmokeTest
+        $env:SMOL_RUNS_DIR = $savedRunsDir
+        $env:SMOL_ENGINE = $savedEngine
+        $env:SMOL_CHECK_NOTEBOOKS = $savedChecked
+    }
+}
+
 $Code = 0
 $SavedLocation = Get-Location
 try {
@@ -191,6 +231,7 @@ try {
         "setup" { Setup }
         "run" { Setup; Run-Notebooks $Rest }
         "test" { Setup; Run-Tests $Rest }
+        "test-plain" { Setup; Run-PlainTests $Rest }
         "colab-sim" {
             # Documented difference from setup_venv.sh: tools/colab_sim.py needs Linux (venv-colab-sim/bin/python,
             # manylinux wheels).

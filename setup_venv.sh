@@ -5,6 +5,10 @@
 #                            ... then execute every notebook (or the ones named) headless into runs/<notebook>/
 #   ./setup_venv.sh test     ... then lint with ruff, run the unit tests and every notebook under nbval (smoke
 #                            profile), each notebook copied alone into an empty folder first; with pytest args, just those
+#   ./setup_venv.sh test-plain [02 05 ...]
+#                            ... then the plain engine (SMOL_ENGINE=plain: transformers + PEFT + TRL, Unsloth never
+#                            imported in the notebooks' kernels): 02 and 05 (or the ones named) under nbval, smoke
+#                            profile, and the results checks of those notebooks
 #   ./setup_venv.sh colab-sim [02 ... | all]
 #                            ... then a simulated Colab (venv-colab-sim/): resolve all six install cells for Python 3.13
 #                            with Colab's torch held, run the install cell and nbval on the chosen notebooks (default 02)
@@ -16,8 +20,10 @@ cd "$(dirname "$0")"
 VENV_DIR=${VENV_DIR:-venv}
 PYTHON=${PYTHON:-python3}
 
+checksum() { if command -v sha1sum >/dev/null; then sha1sum; else shasum; fi; }  # macOS has only shasum
+
 setup() {
-  local stamp="$VENV_DIR/.installed-$(cat requirements.txt requirements-nodeps.txt pyproject.toml | sha1sum | cut -c1-12)"
+  local stamp="$VENV_DIR/.installed-$(cat requirements.txt requirements-nodeps.txt pyproject.toml | checksum | cut -c1-12)"
   if [ -f "$stamp" ]; then
     echo "venv: $VENV_DIR is up to date"
   else
@@ -68,11 +74,27 @@ run_tests() {
   SMOKE_TEST=1 SMOL_RUNS_DIR="$runs" "$VENV_DIR/bin/python" -m pytest "$@"
 }
 
+run_plain_tests() {
+  # The plain engine, as on macOS or on Windows without an NVIDIA GPU; its smoke runs go to runs/smoke-tests-plain/.
+  local runs=${SMOL_RUNS_DIR:-$PWD/runs/smoke-tests-plain}
+  local alone="$runs/notebooks-alone" names=() n path
+  [ $# -gt 0 ] || set -- 02 05
+  rm -rf "$alone"; mkdir -p "$alone"
+  for n in "$@"; do
+    path=$(ls notebooks/"$n"_*.ipynb 2>/dev/null | head -1)
+    [ -n "$path" ] || { echo "test-plain: no notebook $n (use 01 ... 06)" >&2; return 2; }
+    cp "$path" "$alone/"; names+=("$(basename "$path" .ipynb)")
+  done
+  SMOKE_TEST=1 SMOL_ENGINE=plain SMOL_RUNS_DIR="$runs" SMOL_CHECK_NOTEBOOKS="${names[*]}" \
+    "$VENV_DIR/bin/python" -m pytest "$alone" tests/results
+}
+
 case "${1:-setup}" in
   setup) setup ;;
   run) shift; setup; run_notebooks "$@" ;;
   test) shift; setup; run_tests "$@" ;;
+  test-plain) shift; setup; run_plain_tests "$@" ;;
   colab-sim) shift; setup; "$VENV_DIR/bin/python" tools/colab_sim.py "$@" ;;
   bench) shift; setup; "$VENV_DIR/bin/python" tools/bench.py "$@" ;;
-  *) echo "usage: $0 [setup|run [02 ...]|test [pytest args]|colab-sim [02 ... | all]|bench [--steps N]]" >&2; exit 2 ;;
+  *) echo "usage: $0 [setup|run [02 ...]|test [pytest args]|test-plain [02 05 ...]|colab-sim [02 ... | all]|bench [--steps N]]" >&2; exit 2 ;;
 esac

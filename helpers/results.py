@@ -49,10 +49,11 @@ def load_results(notebook: str) -> dict[str, Any] | None:
 def load_reference(notebook: str, profile: str, gpu: bool | None = None) -> dict[str, Any] | None:
     """A committed reference run, data/reference/<notebook>/<profile>-<device>/results.json, of this profile.
 
-    One measured on the same kind of device (GPU or CPU) as this machine comes first; its "reference" key names the
-    file. None when no reference of this profile is committed.
+    One measured on the same kind of device (GPU or CPU) as this machine comes first, and among those one of the
+    engine this process runs (helpers.engine; references without "engine" ran on Unsloth); its "reference" key names
+    the file. None when no reference of this profile is committed.
     """
-    from helpers import runtime
+    from helpers import engine, runtime
 
     gpu = runtime.has_gpu() if gpu is None else gpu
     found = []
@@ -60,39 +61,47 @@ def load_reference(notebook: str, profile: str, gpu: bool | None = None) -> dict
         run = json.loads(path.read_text(encoding="utf-8"))
         if run.get("profile") == profile:
             found.append({**run, "reference": path.relative_to(REFERENCE_DIR.parent.parent).as_posix()})
-    found.sort(key=lambda run: str(run.get("device", "")).startswith("CPU") == gpu)
+    found.sort(key=lambda run: (str(run.get("device", "")).startswith("CPU") == gpu,
+                                run.get("engine", "unsloth") != engine.name()))
     return found[0] if found else None
 
 
 def reference_note(run: dict[str, Any]) -> str:
     """Say what this run trained on and which committed reference runs it can be compared with, number for number."""
-    lines = [f"This run: {run['profile']} profile on {run['device']}, trained on {run.get('train_data', '?')}."]
+    engine = run.get("engine", "unsloth")
+    lines = [f"This run: {run['profile']} profile on {run['device']} ({engine} engine), trained on "
+             f"{run.get('train_data', '?')}."]
     paths = sorted((REFERENCE_DIR / run["notebook"]).glob("*/results.json"))
     if not paths:
         lines.append("No reference run of this notebook is committed yet (data/reference/).")
     for path in paths:
         ref = json.loads(path.read_text(encoding="utf-8"))
         same = ref.get("profile") == run["profile"] and ref.get("train_data") == run.get("train_data")
-        if same:
+        if same and ref.get("engine", "unsloth") == engine:
             verdict = "comparable number for number"
+        elif same:
+            verdict = "the same run on the other engine: close, not identical"
         else:
             verdict = "other profile or training data: compare the direction of change only"
         lines.append(
-            f"Reference {path.parent.name} ({ref.get('device')}, {ref.get('profile')} profile, trained on "
+            f"Reference {path.parent.name} ({ref.get('device')}, {ref.get('engine', 'unsloth')} engine, "
+            f"{ref.get('profile')} profile, trained on "
             f"{ref.get('train_data', '?')}; {ref.get('measured', '')}): {verdict}."
         )
     return "\n".join(lines)
 
 
 def header(notebook: str, profile: str) -> dict[str, Any]:
-    """The fields every results.json starts with: notebook, profile, device, environment, versions."""
-    from helpers import runtime
+    """The fields every results.json starts with: notebook, profile, device, environment, engine (and whether unsloth
+    was imported), versions."""
+    from helpers import engine, runtime
 
     found = {
         "notebook": notebook,
         "profile": profile,
         "device": runtime.device_name(),
         "environment": runtime.environment(),
+        **engine.describe(),
         "versions": runtime.versions(),
     }
     if runtime.emulated():
@@ -182,6 +191,7 @@ def record(notebook: str, profile: str, settings: Mapping[str, Any], *, log_hist
 COMPARED = (
     ("device", lambda r: r["device"]),
     ("profile", lambda r: r["profile"]),
+    ("engine", lambda r: r.get("engine", "unsloth")),  # references from before the plain engine all used Unsloth
     ("trained on", lambda r: r.get("train_data", "?")),
     ("trainable parameters", lambda r: f"{r['params']['trainable']:,}"),
     ("trainable share (%)", lambda r: r["params"]["trainable_percent"]),
@@ -223,14 +233,17 @@ def summary_markdown(root: Path | None = None, pattern: str = "*/results.json") 
     """A markdown table of every runs/*/results.json (or `pattern` under `root`, e.g. "*/*/results.json" under
     REFERENCE_DIR): profile, device, training time, peak memory, before -> after."""
     root = root or runs_root()
-    lines = ["| notebook | profile | device | train s | peak MB | before -> after |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| notebook | profile | device | engine | train s | peak MB | before -> after |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for path in sorted(root.glob(pattern)):
         run = json.loads(path.read_text(encoding="utf-8"))
         metrics = "; ".join(f"{k} {v['before']} -> {v['after']}" for k, v in headline_metrics(run).items())
         train = run.get("train", {})
         lines.append(
             f"| {run.get('notebook', path.parent.name)} | {run.get('profile')} | {run.get('device')} | "
-            f"{train.get('seconds')} | {train.get('peak_memory_mb')} | {metrics} |"
+            f"{run.get('engine', 'unsloth')} | {train.get('seconds')} | {train.get('peak_memory_mb')} | {metrics} |"
         )
     return "\n".join(lines)
 

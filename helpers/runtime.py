@@ -83,7 +83,19 @@ def device_name() -> str:
         import torch
 
         return torch.cuda.get_device_name(0)
+    if has_mps():
+        return "Apple GPU (mps)"
     return f"CPU ({os.cpu_count()} cores)"
+
+
+def has_mps() -> bool:
+    """True when torch sees an Apple-silicon GPU (macOS only)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    backend = getattr(torch.backends, "mps", None)
+    return backend is not None and backend.is_available()
 
 
 def emulate_t4_if_asked() -> list[str]:

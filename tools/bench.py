@@ -18,16 +18,14 @@ collator produced checks it) between the end of the last warm-up step and the en
 process's peak RSS on a CPU (it includes the model loaded before training) and torch.cuda.max_memory_allocated during
 training on a GPU.
 
-The plain engine on a CPU: TRL 1.15's SFTTrainer computes its loss with a fused LM head (trl/trainer/sft_trainer.py
-calls add_fused_lm_head unconditionally in __init__, and compute_loss always calls the model with
-fused_lm_head=True), whose Triton kernel (trl/kernels/chunked_logprob.py) cannot run without a GPU ("0 active
-drivers"). No SFTConfig option or environment variable turns it off: loss_type ("nll"/"dft"), compute_loss_func and
-label_smoothing_factor all still run the fused head, use_liger_kernel only adds Liger's layer kernels. So on a CPU the
-plain engine is an SFTTrainer subclass whose compute_loss is transformers' Trainer.compute_loss (the model's own
-cross-entropy over the full logits, normalised by num_items_in_batch as TRL's is), the extension point TRL's own
-deprecation message names ("Subclass SFTTrainer and override compute_loss"). Everything else is stock TRL: SFTConfig,
-the dataset preparation, the completion-only collator, PEFT through peft_config. On a GPU it is stock SFTTrainer.
-`--plain-loss trl` forces the stock trainer (to see the failure on a CPU), `--plain-loss model` the subclass.
+The plain engine is the notebooks' (helpers/engine.py, what SMOL_ENGINE=plain runs): the model through
+PlainLanguageModel.from_pretrained and .get_peft_model (AutoModelForCausalLM + peft.get_peft_model, transformers'
+gradient checkpointing), trained by stock trl.SFTTrainer. TRL 1.15's SFTTrainer scores tokens with a fused LM head
+whose Triton kernel (trl/kernels/chunked_logprob.py) cannot run without a GPU ("0 active drivers"); off CUDA the
+engine swaps that kernel for the same per-token log-probabilities in torch (engine.use_torch_lm_head, what TRL 1.16
+does by itself; Unsloth 2026.10.9 pins trl<=1.15.0). `--plain-loss trl` keeps the Triton kernel (to see the failure on
+a CPU); `--plain-loss model` instead overrides compute_loss with transformers' Trainer.compute_loss (the model's own
+cross-entropy over the full logits), the extension point TRL's deprecation message names.
 """
 
 from __future__ import annotations
@@ -66,16 +64,18 @@ TRAIN_FILE = "data/alpaca_train.jsonl"
 DEFAULT_STEPS = 20  # timed optimizer steps: about a minute per engine on a 2-core CPU
 DEFAULT_WARMUP = 2  # untimed optimizer steps before them (first-step allocations, Unsloth's compilation)
 
-PLAIN_MODEL_LOSS = (
-    "transformers + PEFT + TRL, no Unsloth in the process: trl.SFTTrainer (TRL's dataset preparation and "
-    "completion-only collator, LoRA through peft_config) with compute_loss = transformers.Trainer.compute_loss (the "
-    "model's own cross-entropy), because TRL 1.15's fused LM-head Triton kernel needs a GPU and no SFTConfig switch "
-    "turns it off"
+_PLAIN = (
+    "the notebooks' plain engine (helpers/engine.py), no Unsloth in the process: AutoModelForCausalLM + "
+    "peft.get_peft_model through PlainLanguageModel, trl.SFTTrainer (TRL's dataset preparation and completion-only "
+    "collator)"
 )
-PLAIN_TRL_LOSS = (
-    "transformers + PEFT + TRL, no Unsloth in the process: stock trl.SFTTrainer (fused LM-head Triton kernel), LoRA "
-    "through peft_config"
+PLAIN_TORCH_HEAD = _PLAIN + (
+    " with TRL's fused LM head computed in torch (engine.use_torch_lm_head), because TRL 1.15's Triton kernel for it "
+    "needs a GPU"
 )
+PLAIN_MODEL_LOSS = _PLAIN + " with compute_loss = transformers.Trainer.compute_loss (the model's own cross-entropy)"
+PLAIN_TRL_LOSS = _PLAIN + " with TRL's fused LM head on its Triton kernel"
+PLAIN_ENGINES = {"torch": PLAIN_TORCH_HEAD, "model": PLAIN_MODEL_LOSS, "trl": PLAIN_TRL_LOSS}
 
 
 def settings() -> dict[str, Any]:
@@ -136,8 +136,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="folder for bench.json and bench.png (runs/bench)")
     parser.add_argument(
         "--plain-loss", choices=("auto", "model", "trl"), default="auto",
-        help="plain engine's loss: 'trl' stock SFTTrainer (fused Triton LM head, GPU only), 'model' the model's own "
-        "cross-entropy through Trainer.compute_loss; 'auto' picks 'trl' on a GPU, 'model' on a CPU",
+        help="plain engine's loss: 'auto' as the notebooks' plain engine (TRL's fused LM head, on its Triton kernel "
+        "on a GPU and in torch elsewhere); 'trl' the Triton kernel everywhere (fails on a CPU); 'model' the model's "
+        "own cross-entropy through Trainer.compute_loss",
     )
     parser.add_argument("--engine", choices=ENGINES, help=argparse.SUPPRESS)  # child mode: train one engine
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)  # child mode: where to write its JSON
@@ -230,7 +231,7 @@ def summarize(
         "gpu": gpu,
         "steps": {"warmup": args.warmup_steps, "timed": args.steps, "total": args.warmup_steps + args.steps},
         "settings": settings(),
-        "plain_engine": plain.get("plain_engine", PLAIN_MODEL_LOSS if plain.get("plain_loss") == "model" else None),
+        "plain_engine": plain.get("plain_engine", PLAIN_ENGINES.get(plain.get("plain_loss"))),
         "tokens_counted": "non-padding tokens (attention-mask sums) of the batches trained in the timed steps",
         "peak_memory": "process peak RSS (CPU) / torch.cuda.max_memory_allocated during training (GPU)",
         "engines": engines,
@@ -387,28 +388,30 @@ def build_unsloth(max_steps: int, output_dir: Path):
 
 def build_plain(max_steps: int, output_dir: Path, plain_loss: str):
     import torch
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, set_seed
+    from transformers import Trainer, set_seed
     from trl import SFTTrainer
+
+    from helpers import engine
 
     gpu = torch.cuda.is_available()
     if plain_loss == "auto":
-        plain_loss = "trl" if gpu else "model"
-    # Unsloth's dtype=None: bfloat16 where the GPU has it, else float16; float32 on a CPU (as 02).
-    dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if gpu else torch.float32
+        plain_loss = "torch" if engine.use_torch_lm_head() else "trl"
+    set_seed(SEED)
+    model, tokenizer = engine.PlainLanguageModel.from_pretrained(
+        model_name=model_dir(), max_seq_length=MAX_SEQ_LENGTH, dtype=None if gpu else torch.float32, load_in_4bit=False
+    )
+    models.set_hub_special_tokens(tokenizer)
+    model = engine.PlainLanguageModel.get_peft_model(
+        model, r=LORA_R, lora_alpha=LORA_ALPHA, lora_dropout=LORA_DROPOUT, target_modules=TARGET_MODULES,
+        bias="none", use_gradient_checkpointing="unsloth", random_state=SEED,
+    )
+    dtype = next(model.parameters()).dtype
     # SFTConfig's bf16 defaults to True; transformers accepts that on a CPU only with use_cpu=True (its error message
     # says so), and then autocasts to bfloat16 on the CPU, as Unsloth's trainer does there.
     precision = {"bf16": dtype == torch.bfloat16, "fp16": dtype == torch.float16} if gpu else {"use_cpu": True}
-    set_seed(SEED)
-    name = model_dir()
-    model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
-    tokenizer = AutoTokenizer.from_pretrained(name)
-    models.set_hub_special_tokens(tokenizer)
-    lora = LoraConfig(r=LORA_R, lora_alpha=LORA_ALPHA, lora_dropout=LORA_DROPOUT, target_modules=TARGET_MODULES,
-                      bias="none", task_type="CAUSAL_LM")
 
     class ModelLossSFTTrainer(SFTTrainer):
-        """SFTTrainer with transformers' compute_loss: the model's own cross-entropy, no fused Triton LM head."""
+        """SFTTrainer with transformers' compute_loss: the model's own cross-entropy, no fused LM head."""
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             inputs["use_cache"] = False
@@ -416,13 +419,13 @@ def build_plain(max_steps: int, output_dir: Path, plain_loss: str):
 
     cls = ModelLossSFTTrainer if plain_loss == "model" else SFTTrainer
     dataset, _ = load_train_dataset()
-    trainer = cls(model=model, processing_class=tokenizer, train_dataset=dataset, peft_config=lora,
+    trainer = cls(model=model, processing_class=tokenizer, train_dataset=dataset,
                   args=sft_config(output_dir, max_steps, **precision))
     detail = {
         "plain_loss": plain_loss,
-        "plain_engine": PLAIN_MODEL_LOSS if plain_loss == "model" else PLAIN_TRL_LOSS,
+        "plain_engine": PLAIN_ENGINES[plain_loss],
         "trainer_class": type(trainer).__name__,
-        "gradient_checkpointing": "transformers (SFTConfig default)" if trainer.args.gradient_checkpointing else "off",
+        "gradient_checkpointing": "transformers (use_reentrant=False)" if model.is_gradient_checkpointing else "off",
     }
     return trainer, detail
 

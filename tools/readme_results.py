@@ -58,6 +58,7 @@ def times_block() -> str:
         )
     notebooks = len([p for p in results.REFERENCE_DIR.iterdir() if p.is_dir()])
     lines.append("")
+    lines += main_job_lines(results.REFERENCE_DIR / MAIN_JOB)
     for run_name, seconds in sorted(totals.items()):
         if len(seconds) == notebooks:  # every notebook has this kind of reference run: the whole series, one by one
             lines.append(
@@ -65,6 +66,31 @@ def times_block() -> str:
                 "of code cells, one notebook after another."
             )
     return "\n".join(lines)
+
+
+MAIN_JOB = "main-job-cpu.json"  # one end-to-end ./setup_venv.sh run on a fresh clone (taken from its log)
+
+
+def main_job_lines(path: Path) -> list[str]:
+    """The end-to-end main job: its total, install and per-notebook wall times, and any notebook whose time was
+    disturbed (with the clean re-run that replaces it)."""
+    if not path.exists():
+        return []
+    job = json.loads(path.read_text(encoding="utf-8"))
+    parts = ", ".join(f"{name[:2]} {seconds} s" for name, seconds in job["notebooks"].items())
+    lines = [
+        f"- `{job['command']}` end to end on a fresh clone ({job['measured']}): {job['total_seconds']} s "
+        f"({job['total_seconds'] / 60:.0f} min), of which {job['install_seconds']} s installing the venv; per "
+        f"notebook: {parts}."
+    ]
+    disturbed = job.get("disturbed", {})
+    for name, note in disturbed.items():
+        lines.append(f"  - {name}: {note['job_seconds']} s in the job, {note['alone_seconds']} s alone: {note['why']}.")
+    if disturbed:
+        undisturbed = job["total_seconds"] - sum(n["job_seconds"] - n["alone_seconds"] for n in disturbed.values())
+        lines.append(f"  - With the times alone in their place, the job comes to {undisturbed} s "
+                     f"({undisturbed / 60:.0f} min).")
+    return lines
 
 
 BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -100,8 +126,47 @@ def bench_block() -> str:
     return "\n".join(lines + [""] + notes)
 
 
+ENGINES_START, ENGINES_END = "<!-- engines:start -->", "<!-- engines:end -->"
+
+
+def engines_block() -> str:
+    """The same notebook and profile on both engines, side by side: every reference folder <profile>-<device>-plain
+    next to <profile>-<device> (Unsloth)."""
+    from helpers import results
+
+    lines = []
+    for plain_path in sorted(results.REFERENCE_DIR.glob("*/*-plain/results.json")):
+        unsloth_path = plain_path.parent.with_name(plain_path.parent.name.removesuffix("-plain")) / "results.json"
+        if not unsloth_path.exists():
+            continue
+        runs = {name: json.loads(p.read_text(encoding="utf-8")) for name, p in
+                (("Unsloth", unsloth_path), ("plain", plain_path))}
+        u, p = runs["Unsloth"], runs["plain"]
+        lines += [
+            f"**{u['notebook']}**, {u['profile']} profile, {u['device']} "
+            f"(`{unsloth_path.parent.name}` and `{plain_path.parent.name}`):",
+            "",
+            "| measured | Unsloth | plain |",
+            "|---|---:|---:|",
+            f"| trainable parameters | {u['params']['trainable']:,} | {p['params']['trainable']:,} |",
+            f"| training s | {u['train']['seconds']} | {p['train']['seconds']} |",
+            f"| peak MB ({u['train']['memory_kind']}) | {u['train']['peak_memory_mb']} | "
+            f"{p['train']['peak_memory_mb']} |",
+        ]
+        plain_metrics = results.headline_metrics(p)
+        for metric, pair in results.headline_metrics(u).items():
+            other = plain_metrics.get(metric)
+            shown = f"{other['before']} -> {other['after']}" if other else "-"
+            lines.append(f"| {metric} | {pair['before']} -> {pair['after']} | {shown} |")
+        lines.append("")
+    notes = [f"- `{p.relative_to(ROOT).as_posix()}`: {json.loads(p.read_text(encoding='utf-8'))['measured']}"
+             for p in sorted(results.REFERENCE_DIR.glob("*/*-plain/results.json"))]
+    return "\n".join(lines + notes) if lines else "No run on the plain engine is committed yet."
+
+
 def render(readme: str) -> str:
     readme = replace_block(readme, START, END, block(), "README.md")
+    readme = replace_block(readme, ENGINES_START, ENGINES_END, engines_block(), "README.md")
     readme = replace_block(readme, BENCH_START, BENCH_END, bench_block(), "README.md")
     return replace_block(readme, TIMES_START, TIMES_END, times_block(), "README.md")
 

@@ -1,4 +1,5 @@
-"""Every keyword argument the notebooks pass to TRL / Unsloth must exist in the pinned versions."""
+"""Every keyword argument the notebooks pass to TRL / Unsloth must exist in the pinned versions, and in the plain
+engine's stand-ins (helpers.engine) for Unsloth's calls."""
 
 import ast
 import inspect
@@ -20,8 +21,8 @@ def callables():
     found = {
         "FastLanguageModel.from_pretrained": FastLanguageModel.from_pretrained,
         "FastLanguageModel.get_peft_model": FastLanguageModel.get_peft_model,
-        "UnslothTrainer": UnslothTrainer,
-        "UnslothTrainingArguments": UnslothTrainingArguments,
+        "CPTTrainer": UnslothTrainer,  # notebook 05 imports them under these names
+        "CPTConfig": UnslothTrainingArguments,
     }
     for name in ("SFTConfig", "SFTTrainer", "DPOConfig", "DPOTrainer", "GRPOConfig", "GRPOTrainer"):
         found[name] = getattr(trl, name)
@@ -62,6 +63,32 @@ def test_notebook_keywords_exist(path):
         assert not unknown, f"{path.name}: {func}() got {sorted(unknown)}, which the pinned version does not accept"
         checked += len(keywords)
     assert checked > 0, f"{path.name}: no TRL/Unsloth call found to check"
+
+
+PLAIN = ("FastLanguageModel.from_pretrained", "FastLanguageModel.get_peft_model", "CPTTrainer", "CPTConfig")
+
+
+def plain_callables():
+    """What the same names are on the plain engine (the notebooks' `else:` branches)."""
+    from helpers import engine
+
+    return {
+        "FastLanguageModel.from_pretrained": engine.PlainLanguageModel.from_pretrained,
+        "FastLanguageModel.get_peft_model": engine.PlainLanguageModel.get_peft_model,
+        "CPTTrainer": engine.CPTTrainer,
+        "CPTConfig": engine.CPTConfig,
+    }
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_plain_engine_takes_every_keyword_the_notebooks_pass(path):
+    targets = plain_callables()
+    checked = 0
+    for func, keywords in notebook_calls(path, set(PLAIN)):
+        unknown = set(keywords) - accepted(targets[func])
+        assert not unknown, f"{path.name}: the plain engine's {func}() does not take {sorted(unknown)}"
+        checked += len(keywords)
+    assert checked >= 4, f"{path.name}: no FastLanguageModel call found to check"
 
 
 def test_drift_check_catches_a_wrong_keyword():

@@ -73,7 +73,10 @@ def test_the_bundle_is_reproducible_and_carries_helpers_and_data():
 
 
 def run(python: Path, code: str, cwd: Path) -> str:
-    done = subprocess.run([str(python), "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
+    # From a file, not `-c`: Linux refuses a single argument over 128 KiB, and the bundle cell is bigger than that.
+    script = cwd.parent / "cell.py"
+    script.write_text(code, encoding="utf-8")
+    done = subprocess.run([str(python), str(script)], cwd=cwd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout
 

@@ -44,21 +44,22 @@ def test_comparison_table_marks_missing_runs():
         "first_train_loss": 2.0, "last_train_loss": 1.0, "eval_loss": {"before": 2.5, "after": 2.0},
     }
     rows = results.comparison_table({"a": run, "b": None})
-    assert rows[2] == {"metric": "trained on", "a": "?", "b": "(not run)"}  # this run names no training data
-    assert rows[3] == {"metric": "trainable parameters", "a": "1,000", "b": "(not run)"}
+    assert rows[2] == {"metric": "engine", "a": "unsloth", "b": "(not run)"}  # a run from before the plain engine
+    assert rows[3] == {"metric": "trained on", "a": "?", "b": "(not run)"}  # this run names no training data
+    assert rows[4] == {"metric": "trainable parameters", "a": "1,000", "b": "(not run)"}
     assert rows[-1] == {"metric": "held-out loss after", "a": 2.0, "b": "(not run)"}
 
 
 def test_summary_markdown_lists_every_run(runs):
-    results.save_results("01_x", {"notebook": "01_x", "profile": "smoke", "device": "CPU",
+    results.save_results("01_x", {"notebook": "01_x", "profile": "smoke", "device": "CPU", "engine": "plain",
                                    "train": {"seconds": 3.0, "peak_memory_mb": 9.0},
                                    "eval_loss": {"before": 2.0, "after": 1.5},
                                    "extended": {"bpc": {"before": 4.0, "after": 3.0}}})
     results.save_results("02_y", {"notebook": "02_y", "profile": "full"})
     table = results.summary_markdown().splitlines()
     assert len(table) == 4
-    assert table[2] == "| 01_x | smoke | CPU | 3.0 | 9.0 | eval_loss 2.0 -> 1.5; extended.bpc 4.0 -> 3.0 |"
-    assert table[3].startswith("| 02_y | full |")
+    assert table[2] == "| 01_x | smoke | CPU | plain | 3.0 | 9.0 | eval_loss 2.0 -> 1.5; extended.bpc 4.0 -> 3.0 |"
+    assert table[3].startswith("| 02_y | full | None | unsloth |")  # no engine recorded: a run on Unsloth
 
 
 def test_load_reference_picks_the_profile_and_the_same_kind_of_device(tmp_path, monkeypatch):
@@ -75,6 +76,20 @@ def test_load_reference_picks_the_profile_and_the_same_kind_of_device(tmp_path, 
     assert on_cpu["device"] == "CPU (2 cores)" and on_cpu["reference"] == "data/reference/01_x/full-cpu/results.json"
     assert results.load_reference("01_x", "smoke", gpu=True)["device"] == "CPU (2 cores)"
     assert results.load_reference("01_x", "other") is None
+
+
+def test_load_reference_prefers_a_run_on_the_same_engine(tmp_path, monkeypatch):
+    from helpers import engine
+
+    monkeypatch.setattr(results, "REFERENCE_DIR", tmp_path / "data" / "reference")
+    for folder, extra in (("smoke-cpu", {}), ("smoke-cpu-plain", {"engine": "plain"})):
+        path = tmp_path / "data" / "reference" / "01_x" / folder / "results.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"profile": "smoke", "device": "CPU (2 cores)", **extra}), encoding="utf-8")
+    monkeypatch.setattr(engine, "_chosen", "plain")
+    assert results.load_reference("01_x", "smoke", gpu=False)["reference"].endswith("smoke-cpu-plain/results.json")
+    monkeypatch.setattr(engine, "_chosen", "unsloth")
+    assert results.load_reference("01_x", "smoke", gpu=False)["reference"].endswith("smoke-cpu/results.json")
 
 
 def test_every_committed_reference_names_its_notebook_profile_and_device():
