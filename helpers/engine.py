@@ -268,6 +268,7 @@ def __getattr__(attr: str) -> Any:
 
 
 def _tile(hidden, weight, bias, targets, temperature, softcap, logit_scale, outputs):
+    """One tile's (log_probs, entropy, log_sum_sq_probs, mean_logits, is_top1), None where not asked for."""
     import torch
 
     z = hidden @ weight.t()
@@ -278,15 +279,13 @@ def _tile(hidden, weight, bias, targets, temperature, softcap, logit_scale, outp
         z = softcap * torch.tanh(z / softcap)
     z = z / temperature
     log_p = torch.log_softmax(z, dim=-1)
-    found = [log_p.gather(-1, targets.unsqueeze(-1)).squeeze(-1)]
-    for key in ("entropy", "log_sum_sq_probs", "mean_logits"):
-        if key in outputs:
-            found.append(
-                -(log_p.exp() * log_p).sum(-1) if key == "entropy"
-                else torch.logsumexp(2 * log_p, dim=-1) if key == "log_sum_sq_probs"
-                else z.mean(-1)
-            )
-    return tuple(found)
+    return (
+        log_p.gather(-1, targets.unsqueeze(-1)).squeeze(-1),
+        -(log_p.exp() * log_p).sum(-1) if "entropy" in outputs else None,
+        torch.logsumexp(2 * log_p, dim=-1) if "log_sum_sq_probs" in outputs else None,
+        z.mean(-1) if "mean_logits" in outputs else None,
+        z.argmax(-1) == targets if "is_top1" in outputs else None,  # the first maximum, as TRL's kernel counts it
+    )
 
 
 def torch_lm_head_logprobs(
@@ -308,32 +307,13 @@ def torch_lm_head_logprobs(
     import torch
     from torch.utils.checkpoint import checkpoint
 
-    wanted = ("entropy", "log_sum_sq_probs", "mean_logits")
-    keys = ["log_probs", *(k for k in wanted if k in outputs)]
-    pieces: list[tuple[Any, ...]] = []
-    top1: list[Any] = []
-    for start in range(0, hidden.shape[0], TOKEN_CHUNK):
-        h, t = hidden[start : start + TOKEN_CHUNK], targets[start : start + TOKEN_CHUNK]
-        args = (h, weight, bias, t, temperature, final_logit_softcapping, logit_scale, outputs)
-        if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
-            pieces.append(checkpoint(_tile, *args, use_reentrant=False))
-        else:
-            pieces.append(_tile(*args))
-        if "is_top1" in outputs:
-            with torch.no_grad():
-                z = h @ weight.t() if bias is None else h @ weight.t() + bias
-                top1.append(z.argmax(-1) == t)  # scale, softcap and temperature keep the order of the logits
-    if not pieces:  # no token to score
-        empty = hidden.new_zeros(0, dtype=torch.float32)
-        pieces, top1 = [tuple(empty for _ in keys)], [empty.bool()]
-    found = {key: torch.cat([p[i] for p in pieces]) for i, key in enumerate(keys)}
-    return (
-        found["log_probs"],
-        found.get("entropy"),
-        found.get("log_sum_sq_probs"),
-        found.get("mean_logits"),
-        torch.cat(top1) if "is_top1" in outputs else None,
-    )
+    grad = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)
+    pieces = []
+    for start in range(0, max(hidden.shape[0], 1), TOKEN_CHUNK):  # one (empty) tile when there is no token
+        args = (hidden[start : start + TOKEN_CHUNK], weight, bias, targets[start : start + TOKEN_CHUNK], temperature,
+                final_logit_softcapping, logit_scale, outputs)
+        pieces.append(checkpoint(_tile, *args, use_reentrant=False) if grad else _tile(*args))
+    return tuple(None if first is None else torch.cat([p[i] for p in pieces]) for i, first in enumerate(pieces[0]))
 
 
 class TorchLMHeadLogProb:
