@@ -11,6 +11,10 @@
 #                             ... then the plain engine (SMOL_ENGINE=plain: transformers + PEFT + TRL, the engine
 #                             Windows without an NVIDIA GPU gets): 02 and 05 (or the ones named) under nbval, smoke
 #                             profile, and the results checks of those notebooks
+#   .\setup_venv.ps1 test-recipes [pytest args]
+#                             ... then the recipes (recipes\*.py): notebook 02's SFT LoRA recipe launched by
+#                             `accelerate launch` on two CPU processes (gloo) against one process with twice the
+#                             gradient accumulation, and every recipe for a few steps on one process (tests\recipes\)
 #   .\setup_venv.ps1 colab-sim
 #                             Linux only (it builds a Linux venv and resolves manylinux wheels): says so and exits 2;
 #                             use WSL2 and ./setup_venv.sh colab-sim
@@ -25,7 +29,7 @@
 # is the subcommand and the rest go to pytest or the tool unchanged (none at all when there are none).
 $ErrorActionPreference = "Stop"
 $Wanted = "3.11"  # the Python the pins are tested with (setup_venv.sh's Linux machine runs 3.11)
-$Usage = "usage: setup_venv.ps1 [setup|run [02 ...]|test [pytest args]|test-plain [02 05 ...]|colab-sim (Linux only)|bench [--steps N]]"
+$Usage = "usage: setup_venv.ps1 [setup|run [02 ...]|test [pytest args]|test-plain [02 05 ...]|test-recipes [pytest args]|colab-sim (Linux only)|bench [--steps N]]"
 $Command = if ($args.Count -gt 0) { [string]$args[0] } else { "setup" }
 # (Assigned in two steps: `$x = if (...) { @() }` would leave $null, which PowerShell 7.3+ passes on as "".)
 $Rest = @()
@@ -220,6 +224,17 @@ function Run-PlainTests([object[]]$Numbers) {
     }
 }
 
+function Run-RecipeTests([object[]]$PytestArgs) {
+    # Each recipe run writes into a temporary folder of its own (the tests set SMOL_RUNS_DIR for it).
+    $savedSmokeTest = $env:SMOKE_TEST
+    try {
+        $env:SMOKE_TEST = "1"
+        Invoke-Checked $VenvPython (@("-m", "pytest", "tests/recipes") + $PytestArgs)
+    } finally {
+        $env:SMOKE_TEST = $savedSmokeTest
+    }
+}
+
 $Code = 0
 $SavedLocation = Get-Location
 try {
@@ -232,6 +247,7 @@ try {
         "run" { Setup; Run-Notebooks $Rest }
         "test" { Setup; Run-Tests $Rest }
         "test-plain" { Setup; Run-PlainTests $Rest }
+        "test-recipes" { Setup; Run-RecipeTests $Rest }
         "colab-sim" {
             # Documented difference from setup_venv.sh: tools/colab_sim.py needs Linux (venv-colab-sim/bin/python,
             # manylinux wheels).

@@ -9,6 +9,10 @@
 #                            ... then the plain engine (SMOL_ENGINE=plain: transformers + PEFT + TRL, Unsloth never
 #                            imported in the notebooks' kernels): 02 and 05 (or the ones named) under nbval, smoke
 #                            profile, and the results checks of those notebooks
+#   ./setup_venv.sh test-recipes [pytest args]
+#                            ... then the recipes (recipes/*.py): notebook 02's SFT LoRA recipe launched by
+#                            `accelerate launch` on two CPU processes (gloo) against one process with twice the gradient
+#                            accumulation, and every recipe for a few steps on one process (tests/recipes/)
 #   ./setup_venv.sh colab-sim [02 ... | all]
 #                            ... then a simulated Colab (venv-colab-sim/): resolve all six install cells for Python 3.13
 #                            with Colab's torch held, run the install cell and nbval on the chosen notebooks (default 02)
@@ -89,12 +93,18 @@ run_plain_tests() {
     "$VENV_DIR/bin/python" -m pytest "$alone" tests/results
 }
 
+run_recipe_tests() {
+  # Each recipe run writes into a temporary folder of its own (the tests set SMOL_RUNS_DIR for it).
+  SMOKE_TEST=1 "$VENV_DIR/bin/python" -m pytest tests/recipes "$@"
+}
+
 case "${1:-setup}" in
   setup) setup ;;
   run) shift; setup; run_notebooks "$@" ;;
   test) shift; setup; run_tests "$@" ;;
   test-plain) shift; setup; run_plain_tests "$@" ;;
+  test-recipes) shift; setup; run_recipe_tests "$@" ;;
   colab-sim) shift; setup; "$VENV_DIR/bin/python" tools/colab_sim.py "$@" ;;
   bench) shift; setup; "$VENV_DIR/bin/python" tools/bench.py "$@" ;;
-  *) echo "usage: $0 [setup|run [02 ...]|test [pytest args]|test-plain [02 05 ...]|colab-sim [02 ... | all]|bench [--steps N]]" >&2; exit 2 ;;
+  *) echo "usage: $0 [setup|run [02 ...]|test [pytest args]|test-plain [02 05 ...]|test-recipes [pytest args]|colab-sim [02 ... | all]|bench [--steps N]]" >&2; exit 2 ;;
 esac

@@ -16,6 +16,7 @@ __all__ = [
     "corpora",
     "data",
     "display",
+    "distributed",
     "evaluation",
     "generation",
     "models",

@@ -12,6 +12,12 @@ from helpers import DATA_DIR
 from helpers import ROOT as REPO_ROOT
 
 REFERENCE_DIR = DATA_DIR / "reference"
+RECIPE_REFERENCE_DIR = REFERENCE_DIR / "recipes"  # the recipes' runs (recipes/*.py), not a notebook's
+
+
+def notebook_reference_dirs() -> list[Path]:
+    """data/reference/<notebook>/ for every notebook with committed reference runs (the recipes' folder left out)."""
+    return sorted(p for p in REFERENCE_DIR.iterdir() if p.is_dir() and p != RECIPE_REFERENCE_DIR)
 
 
 def runs_root() -> Path:
@@ -31,9 +37,12 @@ def before_after(before: float, after: float, digits: int = 4) -> dict[str, floa
     return {"before": round(float(before), digits), "after": round(float(after), digits)}
 
 
-def save_results(notebook: str, results: dict[str, Any]) -> Path:
-    """Write results.json for a notebook (replacing the previous one) and return its path."""
-    path = run_dir(notebook) / "results.json"
+def save_results(notebook: str, results: dict[str, Any], folder: Path | None = None) -> Path:
+    """Write results.json for a notebook into runs/<notebook>/ (or `folder`), replacing the previous one; return its
+    path."""
+    if folder is not None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    path = (run_dir(notebook) if folder is None else Path(folder)) / "results.json"
     path.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     return path
 
@@ -169,20 +178,22 @@ def _before_afters(value: Any) -> Any:
 
 
 def record(notebook: str, profile: str, settings: Mapping[str, Any], *, log_history: list[dict[str, Any]] | None = None,
-           cost: Any = None, loss_key: str = "loss", **measured: Any) -> dict[str, Any]:
+           cost: Any = None, loss_key: str = "loss", folder: Path | None = None, **measured: Any) -> dict[str, Any]:
     """Assemble, save and summarise a notebook's results.json in one call.
 
     It holds the header (device, versions), `settings` (see settings_of), the training summary of `log_history`
     and `cost` when given, and every keyword in `measured`; a (before, after) tuple of numbers, at any depth of
-    dicts, is stored as {"before": x, "after": y}. Prints where the file went, how it compares with the committed
+    dicts, is stored as {"before": x, "after": y}. It goes to runs/<notebook>/ (a recipe passes its own `folder`).
+    Prints where the file went, how it compares with the committed
     references, and each before -> after.
     """
     run: dict[str, Any] = {**header(notebook, profile), "settings": dict(settings)}
     if log_history is not None:
         run.update(training_summary(log_history, cost, loss_key=loss_key))
     run.update(_before_afters(measured))
-    print("saved", save_results(notebook, run))
-    print(reference_note(run))
+    print("saved", save_results(notebook, run, folder))
+    if folder is None:  # a recipe's run has its own settings: the notebook's references do not compare
+        print(reference_note(run))
     for name, pair in headline_metrics(run).items():
         print(f"  {name}: {pair['before']} -> {pair['after']}")
     return run

@@ -150,6 +150,16 @@ def peak_rss_mb() -> float:
     return peak / 1024 if sys.platform != "darwin" else peak / 2**20
 
 
+def peak_memory_mb() -> float:
+    """This process's peak memory so far, in MB: torch.cuda.max_memory_allocated on a GPU, else the peak RSS (the
+    kinds measure() reports)."""
+    if has_gpu():
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
+    return peak_rss_mb()
+
+
 @dataclass
 class Measurement:
     """Wall time and peak memory of one block of work."""

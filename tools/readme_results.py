@@ -56,7 +56,7 @@ def times_block() -> str:
             f"| {run['notebook']} | {times.parent.name} | {run['device']} | {total:.0f} | {train.get('seconds')} | "
             f"{train.get('peak_memory_mb')} ({train.get('memory_kind')}) |"
         )
-    notebooks = len([p for p in results.REFERENCE_DIR.iterdir() if p.is_dir()])
+    notebooks = len(results.notebook_reference_dirs())
     lines.append("")
     lines += main_job_lines(results.REFERENCE_DIR / MAIN_JOB)
     for run_name, seconds in sorted(totals.items()):
@@ -127,6 +127,60 @@ def bench_block() -> str:
 
 
 ENGINES_START, ENGINES_END = "<!-- engines:start -->", "<!-- engines:end -->"
+RECIPES_START, RECIPES_END = "<!-- recipes:start -->", "<!-- recipes:end -->"
+
+
+def recipes_block() -> str:
+    """The recipes' committed runs (data/reference/recipes/<config>/<launch>-<device>/): launch, batch arithmetic,
+    time, throughput, memory per rank and losses; then, for each config run both on one process and on several, how
+    closely their training losses agree step by step."""
+    from helpers import results
+
+    lines = [
+        "| recipe config | run | device | processes × per-device batch × accumulation | train s | s per step | "
+        "tokens/s | peak MB per rank | train loss first → last | held-out loss before → after |",
+        "|---|---|---|---|---:|---:|---:|---|---|---|",
+    ]
+    notes, by_config = [], {}
+    for path in sorted(results.RECIPE_REFERENCE_DIR.glob("*/*/results.json")):
+        run = json.loads(path.read_text(encoding="utf-8"))
+        config, name = path.parent.parent.name, path.parent.name
+        by_config.setdefault(config, {})[name] = run
+        launch, train = run["launch"], run["train"]
+        peaks = " / ".join(f"{r['peak_memory_mb']:.0f}" for r in run["ranks"]["per_rank"])
+        held = run.get("eval_loss")
+        lines.append(
+            f"| {config} | {name} | {run['device']} | {launch['processes']} × {launch['per_device_batch']} × "
+            f"{launch['gradient_accumulation_steps']} = {launch['effective_batch']} | {train['seconds']:.0f} | "
+            f"{train['seconds'] / run['steps']:.2f} | {run.get('tokens_per_second', '-')} | {peaks} "
+            f"({train['memory_kind']}) | {run['first_train_loss']} → {run['last_train_loss']} | "
+            + (f"{held['before']} → {held['after']} |" if held else "- |")
+        )
+        notes.append(f"- `{path.relative_to(ROOT).as_posix()}`: {run['measured']}")
+    agreement = []
+    for config, runs in sorted(by_config.items()):
+        single = [r for r in runs.values() if r["launch"]["processes"] == 1]
+        for name, run in sorted(runs.items()):
+            if not single or run["launch"]["processes"] == 1:
+                continue
+            a, b = single[0]["loss_curve"]["loss"], run["loss_curve"]["loss"]
+            diffs = [abs(x - y) for x, y in zip(a, b)]
+            same = next((i for i, d in enumerate(diffs) if d > 0), len(diffs))
+            per_pass = -(-run["train_rows"] // run["launch"]["effective_batch"])  # ceil: optimizer steps per pass
+            ends = [step for step in range(per_pass, len(diffs) + 1, per_pass)]
+            short = run["train_rows"] % run["launch"]["effective_batch"]
+            others = [d for step, d in enumerate(diffs, 1) if step not in ends]
+            at_ends = max((diffs[e - 1] for e in ends), default=0.0)
+            agreement.append(
+                f"- {config}, {name} against one process: the training losses are identical (4 decimals) for the "
+                f"first {same} of {len(diffs)} steps. The {run['train_rows']} training rows make {per_pass} steps "
+                f"per pass" + (f", the last with {short} rows instead of {run['launch']['effective_batch']}; at "
+                f"those steps ({', '.join(map(str, ends))}) the runs differ by up to {at_ends:.4f}"
+                if short and ends else "") + f"; at every other step by at most {max(others or [0]):.4f}. Held-out "
+                f"loss after training: {single[0]['eval_loss']['after']} (one process), {run['eval_loss']['after']} "
+                f"({run['launch']['processes']} processes)."
+            )
+    return "\n".join(lines + [""] + agreement + notes)
 
 
 def engines_block() -> str:
@@ -168,6 +222,7 @@ def render(readme: str) -> str:
     readme = replace_block(readme, START, END, block(), "README.md")
     readme = replace_block(readme, ENGINES_START, ENGINES_END, engines_block(), "README.md")
     readme = replace_block(readme, BENCH_START, BENCH_END, bench_block(), "README.md")
+    readme = replace_block(readme, RECIPES_START, RECIPES_END, recipes_block(), "README.md")
     return replace_block(readme, TIMES_START, TIMES_END, times_block(), "README.md")
 
 
@@ -229,7 +284,7 @@ def notebook_block(notebook: str) -> str:
 def render_teaching(text: str) -> str:
     from helpers import results
 
-    for folder in sorted(p for p in results.REFERENCE_DIR.iterdir() if p.is_dir()):
+    for folder in results.notebook_reference_dirs():
         start, end = f"<!-- measured:{folder.name}:start -->", f"<!-- measured:{folder.name}:end -->"
         text = replace_block(text, start, end, notebook_block(folder.name), "notebooks/TEACHING.md")
     return text

@@ -1,5 +1,8 @@
 r"""Commit a measured run as a reference result: data/reference/<notebook>/<profile>-<device>/results.json.
 
+  python tools/save_reference.py runs/recipes/sft_lora-2proc/results.json --recipe sft_lora --device 2proc-cpu \
+      --where "2026-11-30, 2-core CPU machine, accelerate launch ... cpu_2proc.yaml"    (a recipe's run)
+
   python tools/save_reference.py runs/01_full_finetuning/results.json --device cpu \
       --where "2026-11-25, 2-core CPU machine" \
       --executed runs/01_full_finetuning/01_full_finetuning.ipynb
@@ -21,13 +24,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def save(source: Path, device: str, where: str) -> Path:
+def save(source: Path, device: str, where: str, recipe: str | None = None) -> Path:
     run = json.loads(source.read_text(encoding="utf-8"))
     if not re.fullmatch(r"[a-z0-9-]+", device):
         raise ValueError(
             f"--device {device!r}: use lower-case letters, digits and '-' (e.g. cpu, h100, t4-emulated-h100)"
         )
-    target = ROOT / "data" / "reference" / run["notebook"] / f"{run['profile']}-{device}" / "results.json"
+    if recipe is not None:  # a recipe's run (recipes/*.py): data/reference/recipes/<config>/<launch>-<device>/
+        if "recipe" not in run:
+            raise ValueError(f"{source} is a notebook's results.json, not a recipe's: leave out --recipe")
+        target = ROOT / "data" / "reference" / "recipes" / recipe / device / "results.json"
+    else:
+        target = ROOT / "data" / "reference" / run["notebook"] / f"{run['profile']}-{device}" / "results.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({**run, "measured": where}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return target
@@ -81,8 +89,13 @@ def main() -> None:
     parser.add_argument(
         "--executed", type=Path, help="the executed notebook of the same run: also write cell_times.json"
     )
+    parser.add_argument(
+        "--recipe",
+        help="a recipe run's config name (sft_lora ...): save under data/reference/recipes/<recipe>/<device>/ "
+        "(--device then names the launch too: 1proc-cpu, 2proc-cpu, ddp-h100)",
+    )
     args = parser.parse_args()
-    target = save(args.results, args.device, args.where)
+    target = save(args.results, args.device, args.where, args.recipe)
     print(target)
     if args.executed:
         print(save_cell_times(args.executed, target))

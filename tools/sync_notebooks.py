@@ -130,9 +130,11 @@ def colab_pins() -> tuple[list[str], list[str]]:
 
 
 def bundle_files() -> list[Path]:
-    """What a bundle carries: the helpers package and every data file (reference results included)."""
+    """What a bundle carries: the helpers package and every data file (the notebooks' reference results included;
+    the recipes' runs under data/reference/recipes/ are not read by any notebook)."""
     files = sorted((ROOT / "helpers").glob("*.py")) + sorted(p for p in (ROOT / "data").rglob("*") if p.is_file())
-    return [p for p in files if "__pycache__" not in p.parts]
+    recipes = ROOT / "data" / "reference" / "recipes"
+    return [p for p in files if "__pycache__" not in p.parts and recipes not in p.parents]
 
 
 def make_bundle() -> tuple[str, str]:

@@ -198,3 +198,63 @@ def test_record_saves_header_settings_summary_and_pairs(runs, capsys):
     assert "eval_loss: 2.1235 -> 1.9" in printed and "nested.bpc: 4.0 -> 3.5" in printed and "results.json" in printed
     results.record("nb", "smoke", {}, score=(1, 2))
     assert "steps" not in results.load_results("nb")
+
+
+def test_record_into_a_recipes_folder_skips_the_notebooks_references(runs, tmp_path, capsys):
+    folder = tmp_path / "recipes" / "sft_lora-2proc"
+    results.record("02_lora_finetuning", "full", {}, folder=folder, eval_loss=(2.0, 1.5))
+    saved = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    assert saved["notebook"] == "02_lora_finetuning" and saved["eval_loss"] == {"before": 2.0, "after": 1.5}
+    assert results.load_results("02_lora_finetuning") is None  # not the notebook's own runs/ folder
+    assert "Reference" not in capsys.readouterr().out  # a recipe's settings differ: no comparison with notebook runs
+
+
+def test_notebook_reference_dirs_leave_out_the_recipes():
+    found = results.notebook_reference_dirs()
+    assert results.RECIPE_REFERENCE_DIR not in found
+    assert [p.name for p in found] == sorted(p.stem for p in (results.REPO_ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_save_reference_puts_a_recipe_run_under_recipes(tmp_path, monkeypatch):
+    from tools import save_reference
+
+    monkeypatch.setattr(save_reference, "ROOT", tmp_path)
+    source = tmp_path / "results.json"
+    source.write_text(json.dumps({"notebook": "02_lora_finetuning", "profile": "full", "recipe": "recipes/sft.py"}))
+    target = save_reference.save(source, "2proc-cpu", "today, here", recipe="sft_lora")
+    assert target == tmp_path / "data" / "reference" / "recipes" / "sft_lora" / "2proc-cpu" / "results.json"
+    assert json.loads(target.read_text(encoding="utf-8"))["measured"] == "today, here"
+    source.write_text(json.dumps({"notebook": "02_lora_finetuning", "profile": "full"}))
+    with pytest.raises(ValueError, match="not a recipe's"):
+        save_reference.save(source, "2proc-cpu", "today", recipe="sft_lora")
+
+
+def test_recipes_block_compares_processes_step_by_step(tmp_path, monkeypatch):
+    from tools import readme_results
+
+    def run(processes: int, losses: list[float], after: float) -> dict:
+        return {
+            "device": "CPU (2 cores)", "steps": len(losses), "train_rows": 10, "measured": "here",
+            "launch": {"processes": processes, "per_device_batch": 4 // processes, "gradient_accumulation_steps": 1,
+                       "effective_batch": 4},
+            "train": {"seconds": 8.0, "memory_kind": "process peak RSS"},
+            "ranks": {"per_rank": [{"peak_memory_mb": 100.0 + r} for r in range(processes)]},
+            "tokens_per_second": 50.0, "first_train_loss": losses[0], "last_train_loss": losses[-1],
+            "loss_curve": {"step": list(range(1, len(losses) + 1)), "loss": losses},
+            "eval_loss": {"before": 2.0, "after": after},
+        }
+
+    folder = tmp_path / "recipes" / "sft_lora"
+    for name, data in (("1proc-cpu", run(1, [2.0, 1.9, 1.8, 1.7], 1.5)), ("2proc-cpu", run(2, [2.0, 1.9, 1.6, 1.7],
+                                                                                             1.51))):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "results.json").write_text(json.dumps(data), encoding="utf-8")
+    monkeypatch.setattr(results, "RECIPE_REFERENCE_DIR", tmp_path / "recipes")
+    monkeypatch.setattr(readme_results, "ROOT", tmp_path)
+    block = readme_results.recipes_block()
+    assert "| sft_lora | 2proc-cpu | CPU (2 cores) | 2 × 2 × 1 = 4 | 8 | 2.00 | 50.0 | 100 / 101 (process" in block
+    # 10 rows in batches of 4: 3 steps per pass, the third short (2 rows); the runs differ only there, by 0.2
+    assert "identical (4 decimals) for the first 2 of 4 steps" in block
+    assert "make 3 steps per pass, the last with 2 rows instead of 4; at those steps (3) the runs differ by up to " \
+           "0.2000; at every other step by at most 0.0000" in block
+    assert "1.5 (one process), 1.51 (2 processes)" in block
