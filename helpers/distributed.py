@@ -93,18 +93,29 @@ def quiet(silent: bool = True) -> Any:
     return contextlib.redirect_stdout(io.StringIO()) if silent else contextlib.nullcontext()
 
 
-def cpu_flags(argv: list[str] | None = None, has_accelerator: bool | None = None) -> list[str]:
-    """The command line for TrlParser, plus `--use_cpu true` where no CUDA or Apple GPU is present and the command
-    line does not say: transformers refuses its default bf16 on a CPU unless use_cpu is set."""
+def device_flags(argv: list[str] | None = None, device: str | None = None, bf16_ok: bool | None = None) -> list[str]:
+    """The command line for TrlParser, plus what this device needs where the command line does not say: `--use_cpu
+    true` without CUDA or an Apple GPU, and `--fp16 true` on an NVIDIA GPU without bfloat16 (T4, V100). TRL's configs
+    default to bf16, which transformers refuses on both."""
     import sys
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if has_accelerator is None:
-        from helpers import engine
+    from helpers import engine
 
-        has_accelerator = engine.accelerator() != "cpu"
-    if not has_accelerator and not any(a == "--use_cpu" or a.startswith("--use_cpu=") for a in argv):
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    def given(flag: str) -> bool:
+        return any(a == flag or a.startswith(flag + "=") for a in argv)
+
+    device = engine.accelerator() if device is None else device
+    if device == "cpu" and not given("--use_cpu"):
         argv += ["--use_cpu", "true"]
+    if device == "cuda" and not (given("--bf16") or given("--fp16")):
+        if bf16_ok is None:
+            import torch
+
+            bf16_ok = torch.cuda.is_bf16_supported()
+        if not bf16_ok:
+            argv += ["--fp16", "true"]
     return argv
 
 

@@ -192,4 +192,4 @@ SETTINGS_RECORDED = ("per_device_train_batch_size", "gradient_accumulation_steps
 
 if __name__ == "__main__":
     parser = TrlParser((RecipeArguments, distributed.ModelArguments, CPTConfig))
-    main(*parser.parse_args_and_config(distributed.cpu_flags()))
+    main(*parser.parse_args_and_config(distributed.device_flags()))

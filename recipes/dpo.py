@@ -94,4 +94,4 @@ SETTINGS_RECORDED = ("beta", "per_device_train_batch_size", "gradient_accumulati
 
 if __name__ == "__main__":
     parser = TrlParser((RecipeArguments, distributed.ModelArguments, DPOConfig))
-    main(*parser.parse_args_and_config(distributed.cpu_flags()))
+    main(*parser.parse_args_and_config(distributed.device_flags()))

@@ -160,4 +160,4 @@ SETTINGS_RECORDED = ("num_generations", "per_device_train_batch_size", "gradient
 
 if __name__ == "__main__":
     parser = TrlParser((RecipeArguments, distributed.ModelArguments, GRPOConfig))
-    main(*parser.parse_args_and_config(distributed.cpu_flags()))
+    main(*parser.parse_args_and_config(distributed.device_flags()))

@@ -158,8 +158,9 @@ def run_notebook(python: Path, notebook: Path) -> dict[str, object]:
     sources = cell_sources(notebook)
     before = installed(python)
     start = time.perf_counter()
-    first = subprocess.run(
-        [str(python), "-c", sources["bundle"] + "\n" + sources["install"]],
+    first = subprocess.run(  # the code on stdin: the bundle cell alone is longer than one argument may be (128 KiB)
+        [str(python), "-"],
+        input=sources["bundle"] + "\n" + sources["install"],
         cwd=work,
         env=sim_env(),
         capture_output=True,

@@ -110,11 +110,17 @@ class WatchedClient(NotebookClient):
             for line in content["text"].rstrip("\n").split("\n"):
                 self._say(f"      {line.split(chr(13))[-1]}")
         elif kind in ("display_data", "update_display_data"):
-            found = PROGRESS.search(str(content.get("data", {}).get("text/html", "")))
+            html = str(content.get("data", {}).get("text/html", ""))
+            found = PROGRESS.search(html)
             now = time.monotonic()
-            if found and (found.group(1) == found.group(2) or now - self.last_step_print > 20):
-                self.last_step_print = now
-                self._say(f"      training: step {found.group(1)}/{found.group(2)}")
+            if found:
+                # The Trainer's training bar says "Epoch x/y"; a bar without it counts evaluation batches (and can
+                # overshoot its total by one, so it is capped).
+                value, total = int(found.group(1)), int(found.group(2))
+                what = "training: step" if "Epoch" in html else "evaluating: batch"
+                if value >= total or now - self.last_step_print > 20:
+                    self.last_step_print = now
+                    self._say(f"      {what} {min(value, total)}/{total}")
         return super().process_message(msg, cell, cell_index)
 
 

@@ -31,12 +31,16 @@ def test_unsloth_fits_one_gpu_and_ddp_only():
         assert kind.lower() in distributed.unsloth_fits(run, has_cuda=True)
 
 
-def test_cpu_flags_adds_use_cpu_only_where_needed():
-    assert distributed.cpu_flags(["--max_steps", "3"], has_accelerator=False) == ["--max_steps", "3", "--use_cpu",
-                                                                                  "true"]
-    assert distributed.cpu_flags(["--max_steps", "3"], has_accelerator=True) == ["--max_steps", "3"]
-    assert distributed.cpu_flags(["--use_cpu", "false"], has_accelerator=False) == ["--use_cpu", "false"]
-    assert distributed.cpu_flags(["--use_cpu=false"], has_accelerator=False) == ["--use_cpu=false"]
+def test_device_flags_add_what_the_device_needs_unless_given():
+    flags = distributed.device_flags
+    assert flags(["--max_steps", "3"], device="cpu") == ["--max_steps", "3", "--use_cpu", "true"]
+    assert flags(["--use_cpu", "false"], device="cpu") == ["--use_cpu", "false"]
+    assert flags(["--use_cpu=false"], device="cpu") == ["--use_cpu=false"]
+    assert flags(["--max_steps", "3"], device="mps") == ["--max_steps", "3"]
+    assert flags([], device="cuda", bf16_ok=True) == []  # TRL's bf16 default stands
+    assert flags([], device="cuda", bf16_ok=False) == ["--fp16", "true"]  # a T4
+    assert flags(["--bf16", "false"], device="cuda", bf16_ok=False) == ["--bf16", "false"]
+    assert flags(["--fp16=false"], device="cuda", bf16_ok=False) == ["--fp16=false"]
 
 
 def test_effective_batch_and_the_accumulation_that_keeps_it():

@@ -59,9 +59,14 @@ def test_progress_lines_name_sections_print_text_and_training_steps(capsys):
         return {"msg_type": kind, "header": {"msg_type": kind}, "parent_header": {}, "metadata": {}, "content": content}
 
     stream = message("stream", {"name": "stdout", "text": "loss 2.1\n"})
-    bar = message("display_data", {"data": {"text/html": "<progress value='60' max='60'"}, "metadata": {}})
+    bar = message("display_data", {"data": {"text/html": "<progress value='60' max='60'></progress>"
+                                                          "[60/60 00:10, Epoch 4/5]"}, "metadata": {}})
+    evaluation = message("display_data", {"data": {"text/html": "<progress value='11' max='10'></progress>"
+                                                                 "[10/10 00:01]"}, "metadata": {}})
     client.process_message(stream, cell, 4)
     client.process_message(bar, cell, 4)
+    client.process_message(evaluation, cell, 4)
     printed = capsys.readouterr().out
     assert "2 · Train" in printed and "loss 2.1" in printed and "training: step 60/60" in printed
+    assert "evaluating: batch 10/10" in printed and "step 11/10" not in printed
     assert cell.outputs[0]["text"] == "loss 2.1\n"  # nbclient still records the output in the notebook
