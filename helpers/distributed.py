@@ -16,10 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helpers import ROOT
-
-RECIPE_RUNS = ROOT / "runs" / "recipes"
-
 
 @dataclass(frozen=True)
 class Launch:
@@ -357,8 +353,8 @@ def train_measured(trainer: Any, run: Launch, measure: Any, rows_per_example: in
 
 
 def runs_dir(run_name: str, root: str | Path | None = None) -> Path:
-    """Where a recipe run writes: <root>/<run_name>/ (root: $SMOL_RUNS_DIR/recipes, else runs/recipes)."""
-    if root is None:
-        env = os.environ.get("SMOL_RUNS_DIR")
-        root = Path(env) / "recipes" if env else RECIPE_RUNS
-    return Path(root).expanduser() / run_name
+    """Where a recipe run writes: <root>/<run_name>/ (root: recipes/ in the notebooks' runs folder, results.runs_root:
+    $SMOL_RUNS_DIR, else runs/)."""
+    from helpers import results
+
+    return Path(root if root is not None else results.runs_root() / "recipes").expanduser() / run_name

@@ -197,9 +197,6 @@ def measure() -> Iterator[Measurement]:
             import torch
 
             torch.cuda.synchronize()
-            result.peak_memory_mb = torch.cuda.max_memory_allocated() / 2**20
-            result.memory_kind = "GPU max allocated"
-        else:
-            result.peak_memory_mb = peak_rss_mb()
-            result.memory_kind = "process peak RSS"
+        result.peak_memory_mb = peak_memory_mb()
+        result.memory_kind = "GPU max allocated" if gpu else "process peak RSS"
         result.seconds = time.perf_counter() - start

@@ -42,23 +42,30 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from helpers import models
+import yaml
+
+from helpers import distributed, models
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "runs" / "bench"
 ENGINES = ("unsloth", "plain")
 
-# Notebook 02's settings (its Settings cell), for both engines.
-SEED = 3407
-MAX_SEQ_LENGTH = 512
-LORA_R = 16
-LORA_ALPHA = 16
-LORA_DROPOUT = 0.0
-TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-BATCH_SIZE = 8
-GRAD_ACCUM = 2
-LEARNING_RATE = 2e-4
-WARMUP_STEPS = 5  # the learning-rate warm-up of 02, not the untimed warm-up steps of the benchmark
+# Notebook 02's settings, for both engines: its recipe's config, which tests/unit/test_recipes.py compares with the
+# notebook's Settings and SFTConfig cells (fields it leaves out take distributed.ModelArguments' defaults).
+RECIPE_02 = {
+    **vars(distributed.ModelArguments()),
+    **yaml.safe_load((ROOT / "recipes" / "configs" / "sft_lora.yaml").read_text(encoding="utf-8")),
+}
+SEED = RECIPE_02["seed"]
+MAX_SEQ_LENGTH = RECIPE_02["max_length"]
+LORA_R = RECIPE_02["lora_r"]
+LORA_ALPHA = RECIPE_02["lora_alpha"]
+LORA_DROPOUT = RECIPE_02["lora_dropout"]
+TARGET_MODULES = RECIPE_02["target_modules"]
+BATCH_SIZE = RECIPE_02["per_device_train_batch_size"]
+GRAD_ACCUM = RECIPE_02["gradient_accumulation_steps"]
+LEARNING_RATE = RECIPE_02["learning_rate"]
+WARMUP_STEPS = RECIPE_02["warmup_steps"]  # the learning-rate warm-up of 02, not the untimed warm-up steps of the bench
 TRAIN_FILE = "data/alpaca_train.jsonl"
 
 DEFAULT_STEPS = 20  # timed optimizer steps: about a minute per engine on a 2-core CPU
@@ -350,9 +357,9 @@ def sft_config(output_dir: Path, max_steps: int, **extra: Any):
         max_steps=max_steps,
         learning_rate=LEARNING_RATE,
         warmup_steps=WARMUP_STEPS,
-        lr_scheduler_type="linear",
-        optim="adamw_torch",
-        weight_decay=0.01,
+        lr_scheduler_type=RECIPE_02["lr_scheduler_type"],
+        optim=RECIPE_02["optim"],
+        weight_decay=RECIPE_02["weight_decay"],
         max_length=MAX_SEQ_LENGTH,
         logging_steps=1,
         save_strategy="no",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import distributed
+from helpers import ROOT, distributed
 
 
 def test_launch_reads_torchrun_and_accelerate_variables():
@@ -93,7 +93,7 @@ def test_one_process_gathers_itself_and_measures_on_main(monkeypatch, tmp_path):
     other = distributed.launch({"RANK": "1", "WORLD_SIZE": "2"})
     assert distributed.on_main(trainer, other, lambda: pytest.fail("only rank 0 measures")) is None
     monkeypatch.delenv("SMOL_RUNS_DIR", raising=False)
-    assert distributed.runs_dir("x") == distributed.RECIPE_RUNS / "x"
+    assert distributed.runs_dir("x") == ROOT / "runs" / "recipes" / "x"
     monkeypatch.setenv("SMOL_RUNS_DIR", str(tmp_path))
     assert distributed.runs_dir("x") == tmp_path / "recipes" / "x"
     assert distributed.runs_dir("x", tmp_path / "mine") == tmp_path / "mine" / "x"
