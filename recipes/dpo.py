@@ -15,11 +15,12 @@ accelerate launch --config_file recipes/accelerate/deepspeed_zero3.yaml recipes/
 accelerate launch --config_file recipes/accelerate/cpu_2proc.yaml recipes/dpo.py --config recipes/configs/dpo.yaml \
     --gradient_accumulation_steps 1
 
-Any field of DPOConfig, of distributed.ModelArguments (model_name, lora_r, ...) or of RecipeArguments below can be
-set in the YAML file or on the command line
-(`--max_steps 10`); the command line wins. There is no reference model to load: with LoRA, the model with its
-adapter switched off is DPO's reference (ref_model=None). Keep the effective batch (per-device batch x gradient
-accumulation x processes) at the notebook's 8 pairs when you add processes: `--gradient_accumulation_steps 1` on two.
+Any field of DPOConfig, of distributed.ModelArguments (model_name, lora_r, ...) or of RecipeArguments below can be set
+in the YAML file or on the command line (`--max_steps 10`); the command line wins. There is no reference model to load:
+with LoRA and ref_model=None, TRL keeps a frozen copy of the untrained adapter (`ref`) and computes the reference
+through it; an untrained adapter adds nothing, so that is the base model, which is what the held-out measure uses with
+the adapter switched off. Keep the effective batch (per-device batch x gradient accumulation x processes) at the
+notebook's 8 pairs when you add processes: `--gradient_accumulation_steps 1` on two.
 Writes runs/recipes/<run_name>/results.json: the notebook's results.json (held-out reward accuracy and margin before
 and after) plus what each rank trained on (rows there are sequences: each pair is a chosen and a rejected row).
 """
@@ -62,7 +63,7 @@ def main(script: RecipeArguments, model_args: distributed.ModelArguments, config
     heldout_pairs = data.load_preferences(DATA_DIR / "dpo_heldout.jsonl")[: script.eval_pairs]
 
     model, tokenizer, name = distributed.load_model(ENGINE, model_args, run, config.max_length, config.seed,
-                                                    config.use_cpu)  # LoRA: the adapter-off model is the reference
+                                                    config.use_cpu)  # LoRA: an untrained copy is the reference
     params = models.count_parameters(model)
     trainer = DPOTrainer(
         model=model, ref_model=None, processing_class=tokenizer, args=config,

@@ -140,6 +140,7 @@ def main(script: RecipeArguments, model_args: distributed.ModelArguments, config
         recipe="recipes/grpo.py", model=name,
         launch=distributed.launch_record(run, config.per_device_train_batch_size, config.gradient_accumulation_steps),
         cold_start_ranks=ranks,
+        train_data=f"generated problems (helpers.problems, seed {script.train_seed})",
         train_problems=len(train_problems), grpo_problems=len(grpo_problems),
         heldout_problems=len(heldout_problems), params=params, cold_start=cold_start_cost.as_dict(),
         heldout_accuracy=(before["accuracy"], after["accuracy"]),
