@@ -6,7 +6,8 @@
 #   .\setup_venv.ps1 run [02 05 ...]
 #                             ... then execute every notebook (or the ones named) headless into runs\<notebook>\
 #   .\setup_venv.ps1 test     ... then lint with ruff, run the unit tests and every notebook under nbval (smoke
-#                             profile), each notebook copied alone into an empty folder first; with pytest args, just those
+#                             profile; two at a time), each copied alone into an empty folder first, then the checks of
+#                             their results (tools\run_tests.py); with pytest args, just those
 #   .\setup_venv.ps1 test-plain [02 05 ...]
 #                             ... then the plain engine (SMOL_ENGINE=plain: transformers + PEFT + TRL, the engine
 #                             Windows without an NVIDIA GPU gets): 02 and 05 (or the ones named) under nbval, smoke
@@ -21,7 +22,8 @@
 #   .\setup_venv.ps1 bench [--steps N] ... then train 02's LoRA via Unsloth and via plain TRL+PEFT; runs\bench\
 # Environment: $env:SMOKE_TEST=1 (smoke profile for `run`), VENV_DIR (default venv), PYTHON (default: `python` if it
 #              is Python 3.11, else the launcher's `py -3.11`), SMOL_RUNS_DIR (default runs\), SMOL_CACHE_DIR
-#              (converted offline model; default ~\.cache\smol-trainer-notebooks)
+#              (converted offline model; default ~\.cache\smol-trainer-notebooks), SMOL_TEST_WORKERS (notebooks under
+#              test at a time; default 2, or 1 on one core)
 # The script changes no environment variable and no location of the window it runs in: what it sets, it restores.
 #
 # No param() block on purpose: a [Parameter()] attribute would give the script PowerShell's common parameters (test -v
@@ -160,68 +162,14 @@ function Run-Notebooks([object[]]$Numbers) {
 }
 
 function Run-Tests([object[]]$PytestArgs) {
-    # The smoke runs write to runs\smoke-tests\, so that they never overwrite the main job's results in runs\.
-    $runs = if ($env:SMOL_RUNS_DIR) { $env:SMOL_RUNS_DIR } else { Join-Path $PSScriptRoot "runs\smoke-tests" }
-    if ($PytestArgs.Count -eq 0) {
-        # Every notebook runs from a folder that holds only a copy of it, as after an upload to Colab.
-        $alone = Join-Path $runs "notebooks-alone"
-        if (Test-Path $alone) { Remove-Item $alone -Recurse -Force }
-        $null = New-Item -ItemType Directory -Force -Path $alone
-        Copy-Item (Join-Path $PSScriptRoot "notebooks\*.ipynb") $alone
-        $PytestArgs = @("tests/unit", $alone, "tests/results")
-        # Lint first (seconds): pyflakes, isort and lines of at most 120 characters, in helpers, tests, tools and notebooks.
-        try {
-            Invoke-Checked $VenvRuff @("check", ".")
-        } catch {
-            throw "ruff found the problems above: fix them (ruff check --fix . fixes some)"
-        }
-    }
-    $savedSmokeTest = $env:SMOKE_TEST
-    $savedRunsDir = $env:SMOL_RUNS_DIR
-    try {
-        $env:SMOKE_TEST = "1"
-        $env:SMOL_RUNS_DIR = $runs
-        Invoke-Checked $VenvPython (@("-m", "pytest") + $PytestArgs)
-    } finally {
-        $env:SMOKE_TEST = $savedSmokeTest
-        $env:SMOL_RUNS_DIR = $savedRunsDir
-    }
+    # tools\run_tests.py: ruff, the unit tests, every notebook under nbval (smoke profile, two at a time on two cores),
+    # then the checks of what they measured; with pytest args, just those. Runs go to runs\smoke-tests\.
+    Invoke-Checked $VenvPython (@("tools/run_tests.py") + $PytestArgs)
 }
 
 function Run-PlainTests([object[]]$Numbers) {
     # The plain engine, as on Windows without an NVIDIA GPU; its smoke runs go to runs\smoke-tests-plain\.
-    $runs = if ($env:SMOL_RUNS_DIR) { $env:SMOL_RUNS_DIR } else { Join-Path $PSScriptRoot "runs\smoke-tests-plain" }
-    if ($Numbers.Count -eq 0) { $Numbers = @("02", "05") }
-    $alone = Join-Path $runs "notebooks-alone"
-    if (Test-Path $alone) { Remove-Item $alone -Recurse -Force }
-    $null = New-Item -ItemType Directory -Force -Path $alone
-    $names = @()
-    foreach ($n in $Numbers) {
-        $found = @(Get-ChildItem (Join-Path $PSScriptRoot "notebooks\$($n)_*.ipynb"))
-        if ($found.Count -eq 0) {
-            $problem = [Exception]::new("test-plain: no notebook $n (use 01 ... 06)")
-            $problem.Data["ExitCode"] = 2
-            throw $problem
-        }
-        Copy-Item $found[0].FullName $alone
-        $names += $found[0].BaseName
-    }
-    $savedSmokeTest = $env:SMOKE_TEST
-    $savedRunsDir = $env:SMOL_RUNS_DIR
-    $savedEngine = $env:SMOL_ENGINE
-    $savedChecked = $env:SMOL_CHECK_NOTEBOOKS
-    try {
-        $env:SMOKE_TEST = "1"
-        $env:SMOL_RUNS_DIR = $runs
-        $env:SMOL_ENGINE = "plain"
-        $env:SMOL_CHECK_NOTEBOOKS = $names -join " "
-        Invoke-Checked $VenvPython @("-m", "pytest", $alone, "tests/results")
-    } finally {
-        $env:SMOKE_TEST = $savedSmokeTest
-        $env:SMOL_RUNS_DIR = $savedRunsDir
-        $env:SMOL_ENGINE = $savedEngine
-        $env:SMOL_CHECK_NOTEBOOKS = $savedChecked
-    }
+    Invoke-Checked $VenvPython (@("tools/run_tests.py", "--plain") + $Numbers)
 }
 
 function Run-RecipeTests([object[]]$PytestArgs) {
@@ -241,7 +189,6 @@ try {
     Set-Location $PSScriptRoot
     $Venv = [IO.Path]::GetFullPath([IO.Path]::Combine($PSScriptRoot, $(if ($env:VENV_DIR) { $env:VENV_DIR } else { "venv" })))
     $VenvPython = Join-Path $Venv "Scripts\python.exe"
-    $VenvRuff = Join-Path $Venv "Scripts\ruff.exe"
     switch -Exact ($Command) {
         "setup" { Setup }
         "run" { Setup; Run-Notebooks $Rest }

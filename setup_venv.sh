@@ -4,7 +4,8 @@
 #   ./setup_venv.sh run [02 05 ...]
 #                            ... then execute every notebook (or the ones named) headless into runs/<notebook>/
 #   ./setup_venv.sh test     ... then lint with ruff, run the unit tests and every notebook under nbval (smoke
-#                            profile), each notebook copied alone into an empty folder first; with pytest args, just those
+#                            profile; two at a time), each copied alone into an empty folder first, then the checks of
+#                            their results (tools/run_tests.py); with pytest args, just those
 #   ./setup_venv.sh test-plain [02 05 ...]
 #                            ... then the plain engine (SMOL_ENGINE=plain: transformers + PEFT + TRL, Unsloth never
 #                            imported in the notebooks' kernels): 02 and 05 (or the ones named) under nbval, smoke
@@ -18,7 +19,8 @@
 #                            with Colab's torch held, run the install cell and nbval on the chosen notebooks (default 02)
 #   ./setup_venv.sh bench [--steps N] ... then train 02's LoRA via Unsloth and via plain TRL+PEFT; runs/bench/
 # Environment: SMOKE_TEST=1 (smoke profile for `run`), VENV_DIR (default venv), PYTHON (default python3),
-#              SMOL_RUNS_DIR (default runs/), SMOL_CACHE_DIR (converted offline model; default ~/.cache/smol-trainer-notebooks)
+#              SMOL_RUNS_DIR (default runs/), SMOL_CACHE_DIR (converted offline model; default ~/.cache/smol-trainer-notebooks),
+#              SMOL_TEST_WORKERS (notebooks under test at a time; default 2, or 1 on one core)
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV_DIR=${VENV_DIR:-venv}
@@ -65,32 +67,14 @@ run_notebooks() {
 }
 
 run_tests() {
-  # The smoke runs write to runs/smoke-tests/, so that they never overwrite the main job's results in runs/.
-  local runs=${SMOL_RUNS_DIR:-$PWD/runs/smoke-tests}
-  if [ $# -eq 0 ]; then
-    # Every notebook runs from a folder that holds only a copy of it, as after an upload to Colab.
-    local alone="$runs/notebooks-alone"
-    rm -rf "$alone"; mkdir -p "$alone"; cp notebooks/*.ipynb "$alone/"
-    set -- tests/unit "$alone" tests/results
-    # Lint first (seconds): pyflakes, isort and lines of at most 120 characters, in helpers, tests, tools and notebooks.
-    "$VENV_DIR/bin/ruff" check . || { echo "ruff found the problems above: fix them (ruff check --fix . fixes some)" >&2; return 1; }
-  fi
-  SMOKE_TEST=1 SMOL_RUNS_DIR="$runs" "$VENV_DIR/bin/python" -m pytest "$@"
+  # tools/run_tests.py: ruff, the unit tests, every notebook under nbval (smoke profile, two at a time on two cores),
+  # then the checks of what they measured; with pytest args, just those. Runs go to runs/smoke-tests/.
+  "$VENV_DIR/bin/python" tools/run_tests.py "$@"
 }
 
 run_plain_tests() {
   # The plain engine, as on macOS or on Windows without an NVIDIA GPU; its smoke runs go to runs/smoke-tests-plain/.
-  local runs=${SMOL_RUNS_DIR:-$PWD/runs/smoke-tests-plain}
-  local alone="$runs/notebooks-alone" names=() n path
-  [ $# -gt 0 ] || set -- 02 05
-  rm -rf "$alone"; mkdir -p "$alone"
-  for n in "$@"; do
-    path=$(ls notebooks/"$n"_*.ipynb 2>/dev/null | head -1)
-    [ -n "$path" ] || { echo "test-plain: no notebook $n (use 01 ... 06)" >&2; return 2; }
-    cp "$path" "$alone/"; names+=("$(basename "$path" .ipynb)")
-  done
-  SMOKE_TEST=1 SMOL_ENGINE=plain SMOL_RUNS_DIR="$runs" SMOL_CHECK_NOTEBOOKS="${names[*]}" \
-    "$VENV_DIR/bin/python" -m pytest "$alone" tests/results
+  "$VENV_DIR/bin/python" tools/run_tests.py --plain "$@"
 }
 
 run_recipe_tests() {

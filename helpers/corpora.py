@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from helpers.data import DataFormatError, check_text_fields, keep_valid, report_kept, skip_reason
+from helpers.data import DataFormatError, check_text_fields, keep_valid, report_kept, skip_reason, text_file_lines
 
 DEVANAGARI = re.compile(r"[\u0900-\u097F]")
 LATIN = re.compile(r"[A-Za-z]")
@@ -42,18 +42,10 @@ def check_script(text: str, script: str, where: str) -> None:
 
 
 def load_text_lines(path: str | Path, script: str = "any") -> list[str]:
-    """Non-empty lines of a UTF-8 text file, each checked to be in the expected script (errors name the line)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise DataFormatError(f"{path}, line {line}: not valid UTF-8; save the file as UTF-8") from err
+    """Non-empty lines of a UTF-8 text file (a leading byte-order mark and \\r\\n line ends are fine), each checked to
+    be in the expected script (errors name the line)."""
     lines = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text_file_lines(path), start=1):
         if line.strip():
             check_script(line, script, f"{path}, line {number}")
             lines.append(line.strip())
@@ -160,7 +152,7 @@ def stdlib_functions(
             continue
         module = ".".join(relative.with_suffix("").parts)
         try:
-            source = path.read_text(encoding="utf-8")
+            source = path.read_text(encoding="utf-8-sig")  # ast.parse refuses a byte-order mark
         except (UnicodeDecodeError, OSError):
             continue
         target = heldout if is_heldout_module(module, heldout_percent) else train

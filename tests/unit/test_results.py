@@ -211,7 +211,7 @@ def test_record_into_a_recipes_folder_skips_the_notebooks_references(runs, tmp_p
 
 def test_notebook_reference_dirs_leave_out_the_recipes():
     found = results.notebook_reference_dirs()
-    assert results.RECIPE_REFERENCE_DIR not in found
+    assert results.RECIPE_REFERENCE_DIR not in found and results.SPREAD_DIR not in found
     assert [p.name for p in found] == sorted(p.stem for p in (results.REPO_ROOT / "notebooks").glob("*.ipynb"))
 
 

@@ -126,3 +126,37 @@ def test_peak_rss_mb_uses_the_peak_working_set_without_resource(monkeypatch):
     monkeypatch.setattr(runtime, "resource", None)
     monkeypatch.setattr(psutil.Process, "memory_info", lambda self: Info())
     assert runtime.peak_rss_mb() == 3072.0
+
+
+EPYC = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD EPYC
+flags\t\t: fpu avx2
+
+processor\t: 1
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD EPYC
+"""
+
+
+def test_cpu_model_names_the_family_and_model_that_tell_two_epycs_apart():
+    # Two machines of this project's kind both said "AMD EPYC" and gave different numbers from the first step: one
+    # was family 25 model 1 (no AVX-512), the other family 25 model 17.
+    assert runtime.cpu_model(EPYC) == "AMD EPYC, family 25 model 17"
+    assert runtime.cpu_model("model name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\n") == "Intel(R) Xeon(R) CPU @ 2.20GHz"
+    assert runtime.cpu_model("processor\t: 0\nBogoMIPS\t: 48.00\nModel\t\t: Raspberry Pi 4\n") == "Raspberry Pi 4"
+
+
+def test_cpu_kernels_and_device_name_record_what_changes_the_numbers():
+    import torch
+
+    kernels = runtime.cpu_kernels()
+    assert kernels["torch_threads"] == torch.get_num_threads() >= 1
+    assert kernels["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert kernels["cpu_model"] == runtime.cpu_model() and kernels["cpu_model"] != "unknown CPU"
+    if not runtime.has_gpu():
+        assert runtime.device_name().startswith(f"CPU ({runtime.cpu_model()}, ")

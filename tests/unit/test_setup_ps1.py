@@ -478,8 +478,8 @@ def no_finally_restore():
 
 
 def with_nbconvert():
-    ruff = '$VenvRuff = Join-Path $Venv "Scripts\\ruff.exe"'
-    text = broken(ruff, ruff + '\n    $VenvJupyter = Join-Path $Venv "Scripts\\jupyter.exe"')
+    python = '$VenvPython = Join-Path $Venv "Scripts\\python.exe"'
+    text = broken(python, python + '\n    $VenvJupyter = Join-Path $Venv "Scripts\\jupyter.exe"')
     call = '\n    Invoke-Checked $VenvJupyter @("nbconvert", "--execute")'
     return text.replace("\n    $failed = $null\n", call + "\n    $failed = $null\n", 1)
 
@@ -511,8 +511,8 @@ MUTATIONS = {
         lambda: broken('Invoke-Checked $VenvPython @("-m", "helpers.results")', "Write-Host results"),
         lambda t: [] if {c for c in ps_venv_calls(t) if ("python", ("-m", "helpers.results")) == c} else ["missing"],
     ),
-    "ruff unchecked": (lambda: broken('Invoke-Checked $VenvRuff @("check", ".")', "& $VenvRuff check ."),
-                       unchecked_native_calls),
+    "tests unchecked": (lambda: broken('Invoke-Checked $VenvPython (@("tools/run_tests.py") + $PytestArgs)',
+                                       "& $VenvPython tools/run_tests.py $PytestArgs"), unchecked_native_calls),
     "no exit code check": (lambda: broken("if ($LASTEXITCODE -ne 0) {", "if ($false) {"), unchecked_native_calls),
     "failure swallowed": (lambda: broken("    if ($failed) { throw $failed }\n", ""), unchecked_native_calls),
     "SMOKE_TEST leaks": (no_finally_restore, unrestored_changes),
