@@ -30,7 +30,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from run_notebooks import choose  # noqa: E402  (the same notebook numbers as ./setup_venv.sh run)
+
 COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped)")
 PRINT_LOCK = threading.Lock()
 
@@ -42,19 +45,6 @@ def expected_seconds(name: str) -> float:
     if not times.exists():
         return 0.0
     return sum(cell["seconds"] for cell in json.loads(times.read_text(encoding="utf-8")))
-
-
-def choose(numbers: list[str]) -> list[Path]:
-    """The notebooks named by number (02 or 02_lora_finetuning); all of them when none is named."""
-    if not numbers:
-        return NOTEBOOKS
-    chosen = []
-    for number in numbers:
-        found = [p for p in NOTEBOOKS if p.stem.startswith(number.zfill(2)) or p.stem == number]
-        if len(found) != 1:
-            raise SystemExit(f"test: no notebook {number!r} (use 01 ... 06)")
-        chosen += found
-    return chosen
 
 
 def workers_and_threads(cores: int | None = None, env: dict[str, str] | None = None) -> tuple[int, int]:
