@@ -18,7 +18,6 @@ At the end: seconds per step and one closing line with the counts of all session
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -32,19 +31,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from run_notebooks import choose  # noqa: E402  (the same notebook numbers as ./setup_venv.sh run)
+from run_notebooks import choose, expected_seconds  # noqa: E402  (the same notebook numbers as ./setup_venv.sh run)
 
 COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped)")
 PRINT_LOCK = threading.Lock()
 
 
-def expected_seconds(name: str) -> float:
-    """The committed smoke reference's time (data/reference/<name>/smoke-cpu/cell_times.json), 0 where none: the
-    longest notebooks start first, so that two at a time finish together."""
-    times = ROOT / "data" / "reference" / name / "smoke-cpu" / "cell_times.json"
-    if not times.exists():
-        return 0.0
-    return sum(cell["seconds"] for cell in json.loads(times.read_text(encoding="utf-8")))
+def smoke_seconds(name: str) -> float:
+    """The committed smoke reference's time on a CPU (run_notebooks.expected_seconds), 0 where none: the longest
+    notebooks start first, so that two at a time finish together."""
+    return expected_seconds(name, "smoke", "cpu") or 0.0
 
 
 def workers_and_threads(cores: int | None = None, env: dict[str, str] | None = None) -> tuple[int, int]:
@@ -99,7 +95,7 @@ class Suite:
         alone = runs / "notebooks-alone"
         shutil.rmtree(alone, ignore_errors=True)
         alone.mkdir(parents=True)
-        order = sorted(chosen, key=lambda p: -expected_seconds(p.stem))
+        order = sorted(chosen, key=lambda p: -smoke_seconds(p.stem))
         jobs = [(p.stem, [str(alone / p.name)], alone / f"{p.stem}.log") for p in order]
         if unit:
             jobs.append(("unit tests", ["tests/unit"], None))

@@ -57,7 +57,7 @@ def _signal_share(run: Run) -> float:
 
 
 EFFECTS = [
-    # 01: every weight trains at 2e-5; a zero rate leaves the loss exactly where it was.
+    # 01: every weight trains at 2e-5; a zero rate moved the held-out loss by 0.0013 (faults-smoke-cpu.json).
     Effect("01_full_finetuning", "held-out loss drop", lambda r: drop(r["eval_loss"]), 0.14),
     # 02: the adapter trains and is applied at evaluation.
     Effect("02_lora_finetuning", "held-out loss drop", lambda r: drop(r["eval_loss"]), 0.04),
@@ -85,7 +85,3 @@ EFFECTS = [
     Effect("06_cpt_code", "English bits/char rise", lambda r: rise(r["english_ood_bits_per_char"]), 0.05, False),
     Effect("06_cpt_code", "chat loss rise", lambda r: rise(r["chat_eval_loss"]), 0.15, False),
 ]
-
-
-def effects_of(notebook: str) -> list[Effect]:
-    return [effect for effect in EFFECTS if effect.notebook == notebook]

@@ -22,7 +22,7 @@ def test_choose_by_number_and_longest_first():
     assert [p.stem for p in run_tests.choose(["2", "05"])] == ["02_lora_finetuning", "05_cpt_hindi"]
     assert len(run_tests.choose([])) == 6
     # the committed smoke references time every notebook, so the order is known before a run
-    assert all(run_tests.expected_seconds(p.stem) > 0 for p in run_tests.choose([]))
+    assert all(run_tests.smoke_seconds(p.stem) > 0 for p in run_tests.choose([]))
 
 
 def test_a_failed_session_fails_the_suite(capsys):
