@@ -20,6 +20,8 @@
 #                             Linux only (it builds a Linux venv and resolves manylinux wheels): says so and exits 2;
 #                             use WSL2 and ./setup_venv.sh colab-sim
 #   .\setup_venv.ps1 bench [--steps N] ... then train 02's LoRA via Unsloth and via plain TRL+PEFT; runs\bench\
+#   .\setup_venv.ps1 gpu-check
+#                             Linux only (it runs on a lent Linux GPU machine): says so and exits 2
 # Environment: $env:SMOKE_TEST=1 (smoke profile for `run`), VENV_DIR (default venv), PYTHON (default: `python` if it
 #              is Python 3.11, else the launcher's `py -3.11`), SMOL_RUNS_DIR (default runs\), SMOL_CACHE_DIR
 #              (converted offline model; default ~\.cache\smol-trainer-notebooks), SMOL_TEST_WORKERS (notebooks under
@@ -31,7 +33,7 @@
 # is the subcommand and the rest go to pytest or the tool unchanged (none at all when there are none).
 $ErrorActionPreference = "Stop"
 $Wanted = "3.11"  # the Python the pins are tested with (setup_venv.sh's Linux machine runs 3.11)
-$Usage = "usage: setup_venv.ps1 [setup|run [02 ...]|test [pytest args]|test-plain [02 05 ...]|test-recipes [pytest args]|colab-sim (Linux only)|bench [--steps N]]"
+$Usage = "usage: setup_venv.ps1 [setup|run [02 ...]|test [pytest args]|test-plain [02 05 ...]|test-recipes [pytest args]|colab-sim (Linux only)|bench [--steps N]|gpu-check (Linux only)]"
 $Command = if ($args.Count -gt 0) { [string]$args[0] } else { "setup" }
 # (Assigned in two steps: `$x = if (...) { @() }` would leave $null, which PowerShell 7.3+ passes on as "".)
 $Rest = @()
@@ -202,6 +204,11 @@ try {
             $Code = 2
         }
         "bench" { Setup; Invoke-Checked $VenvPython (@("tools/bench.py") + $Rest) }
+        "gpu-check" {
+            # Documented difference from setup_venv.sh: tools/gpu_check.py runs on a lent Linux GPU machine.
+            [Console]::Error.WriteLine("gpu-check is Linux only: run ./setup_venv.sh gpu-check on the Linux GPU machine")
+            $Code = 2
+        }
         default {
             [Console]::Error.WriteLine($Usage)
             $Code = 2

@@ -18,6 +18,10 @@
 #                            ... then a simulated Colab (venv-colab-sim/): resolve all six install cells for Python 3.13
 #                            with Colab's torch held, run the install cell and nbval on the chosen notebooks (default 02)
 #   ./setup_venv.sh bench [--steps N] ... then train 02's LoRA via Unsloth and via plain TRL+PEFT; runs/bench/
+#   ./setup_venv.sh gpu-check OUT [--deadline-min 9] [--dry-run]
+#                            on a lent GPU machine (no venv set-up: it has no network; tools/gpu_check.py installs the
+#                            wheels carried in .carry/gpu-check-N/ over its own CUDA torch): nbval of the six notebooks
+#                            under T4 emulation, full 02, the bench, full 04 and 05, until the deadline; all under OUT
 # Environment: SMOKE_TEST=1 (smoke profile for `run`), VENV_DIR (default venv), PYTHON (default python3),
 #              SMOL_RUNS_DIR (default runs/), SMOL_CACHE_DIR (converted offline model; default ~/.cache/smol-trainer-notebooks),
 #              SMOL_TEST_WORKERS (notebooks under test at a time; default 2, or 1 on one core)
@@ -90,5 +94,6 @@ case "${1:-setup}" in
   test-recipes) shift; setup; run_recipe_tests "$@" ;;
   colab-sim) shift; setup; "$VENV_DIR/bin/python" tools/colab_sim.py "$@" ;;
   bench) shift; setup; "$VENV_DIR/bin/python" tools/bench.py "$@" ;;
-  *) echo "usage: $0 [setup|run [02 ...]|test [pytest args]|test-plain [02 05 ...]|test-recipes [pytest args]|colab-sim [02 ... | all]|bench [--steps N]]" >&2; exit 2 ;;
+  gpu-check) shift; "$PYTHON" tools/gpu_check.py "$@" ;;
+  *) echo "usage: $0 [setup|run [02 ...]|test [pytest args]|test-plain [02 05 ...]|test-recipes [pytest args]|colab-sim [02 ... | all]|bench [--steps N]|gpu-check OUT [--dry-run]]" >&2; exit 2 ;;
 esac

@@ -107,9 +107,7 @@ def device_flags(argv: list[str] | None = None, device: str | None = None, bf16_
         argv += ["--use_cpu", "true"]
     if device == "cuda" and not (given("--bf16") or given("--fp16")):
         if bf16_ok is None:
-            import torch
-
-            bf16_ok = torch.cuda.is_bf16_supported()
+            bf16_ok = engine.bf16_supported()
         if not bf16_ok:
             argv += ["--fp16", "true"]
     return argv

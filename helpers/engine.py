@@ -99,7 +99,23 @@ def choose(env: dict[str, str] | None = None) -> str:
         use_torch_lm_head()
     _chosen = engine
     print(f"engine: {LABELS[engine]}\n  because {why}")
+    if engine == "plain" and asked == "auto" and accelerator() == "cuda":
+        print(fallback_warning(why))
     return engine
+
+
+def fallback_warning(why: str) -> str:
+    """The banner choose() prints when Unsloth was expected on an NVIDIA GPU but the plain engine runs instead."""
+    rule = "!" * 100
+    return "\n".join([
+        rule,
+        "WARNING: Unsloth did not load on this NVIDIA GPU, so this notebook trains on plain transformers + PEFT + TRL.",
+        f"  Reason: {why}",
+        "  It still runs, with the same dtype and mixed precision (engine.mixed_precision), but slower and with more",
+        "  memory than with Unsloth. To fix it: Runtime -> Restart session, run the install cell again and read its",
+        f"  output. To stop here instead of falling back: set {ENV_VAR}=unsloth.",
+        rule,
+    ])
 
 
 def name() -> str:
@@ -115,13 +131,47 @@ def describe() -> dict[str, Any]:
 # --- the plain engine's FastLanguageModel --------------------------------------------------------------------------
 
 
-def default_dtype(device: str) -> Any:
-    """Unsloth's dtype=None: bfloat16 on a GPU that has it, else float16; float32 on a CPU or Apple GPU."""
+def bf16_supported() -> bool:
+    """True on an NVIDIA GPU that computes in bfloat16 in hardware: compute capability 8.0 or newer (A100, L4, H100).
+    torch.cuda.is_bf16_supported() also answers True on a T4 (7.5), where bfloat16 is emulated and slow, and
+    transformers and TRL take that answer; once Unsloth has imported it answers False there. The capability itself
+    gives one answer to both engines (and to SMOL_EMULATE_T4, which reports 7.5)."""
     import torch
 
+    return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8
+
+
+def default_dtype(device: str | None = None) -> Any:
+    """Unsloth's dtype=None, decided from the real capability: bfloat16 on a GPU that has it, float16 on one without
+    (a T4); float32 on a CPU or an Apple GPU. `device` defaults to this machine's accelerator()."""
+    import torch
+
+    device = accelerator() if device is None else device
     if device == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if bf16_supported() else torch.float16
     return torch.float32
+
+
+def mixed_precision(dtype: Any, device: str | None = None) -> tuple[bool, bool]:
+    """(bf16, fp16) for a trainer config of a model whose weights are in `dtype`: the choice Unsloth's trainers make,
+    written out so that the plain engine makes it too.
+
+    - 16-bit weights train in their own type: bfloat16 -> bf16; float16 (a T4) -> fp16, with loss scaling.
+    - float32 weights (notebook 01) get bfloat16 autocast where the device has bfloat16 (a CPU, an Ampere or newer
+      GPU, an Apple GPU on macOS 14 or newer), and none elsewhere: on a T4 they train in float32 throughout.
+
+    Leaving both unset is not the same: TRL's configs then default to bf16=True, which a T4 emulates slowly, or
+    which transformers refuses ("Your setup doesn't support bf16/gpu") once Unsloth has patched torch."""
+    import torch
+
+    device = accelerator() if device is None else device
+    if device == "cuda" and dtype in (torch.bfloat16, torch.float16):
+        return dtype == torch.bfloat16, dtype == torch.float16
+    if device == "cuda":
+        return bf16_supported(), False
+    if device == "mps":
+        return bool(torch.backends.mps.is_macos_or_newer(14, 0)), False
+    return True, False
 
 
 class PlainLanguageModel:
@@ -196,7 +246,7 @@ def save_merged_16bit(model: Any, tokenizer: Any, folder: str | Path) -> Path:
     import torch
 
     folder = Path(folder)
-    dtype = torch.float16 if accelerator() == "cuda" and not torch.cuda.is_bf16_supported() else torch.bfloat16
+    dtype = torch.float16 if accelerator() == "cuda" and not bf16_supported() else torch.bfloat16
     merged = copy.deepcopy(model).merge_and_unload().to(dtype)
     merged.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

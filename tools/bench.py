@@ -365,9 +365,12 @@ def build_unsloth(max_steps: int, output_dir: Path):
     from trl import SFTTrainer
     from unsloth import FastLanguageModel
 
+    from helpers import engine
+
     gpu = torch.cuda.is_available()
+    dtype = engine.default_dtype()  # as notebook 02: bfloat16, float16 on a T4, float32 on a CPU
     model, tokenizer = FastLanguageModel.from_pretrained(
-        model_name=model_dir(), max_seq_length=MAX_SEQ_LENGTH, dtype=None if gpu else torch.float32, load_in_4bit=False
+        model_name=model_dir(), max_seq_length=MAX_SEQ_LENGTH, dtype=dtype, load_in_4bit=False
     )
     models.set_hub_special_tokens(tokenizer)
     model = FastLanguageModel.get_peft_model(
@@ -375,8 +378,9 @@ def build_unsloth(max_steps: int, output_dir: Path):
         bias="none", use_gradient_checkpointing="unsloth", random_state=SEED,
     )
     dataset, _ = load_train_dataset()
+    precision = dict(zip(("bf16", "fp16"), engine.mixed_precision(dtype))) if gpu else {}
     trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=dataset,
-                         args=sft_config(output_dir, max_steps))
+                         args=sft_config(output_dir, max_steps, **precision))
     detail = {"unsloth_version": getattr(unsloth, "__version__", "?"), "gradient_checkpointing": "unsloth"}
     return trainer, detail
 
@@ -393,17 +397,18 @@ def build_plain(max_steps: int, output_dir: Path, plain_loss: str):
         plain_loss = "torch" if engine.use_torch_lm_head() else "trl"
     set_seed(SEED)
     model, tokenizer = engine.PlainLanguageModel.from_pretrained(
-        model_name=model_dir(), max_seq_length=MAX_SEQ_LENGTH, dtype=None if gpu else torch.float32, load_in_4bit=False
+        model_name=model_dir(), max_seq_length=MAX_SEQ_LENGTH, dtype=engine.default_dtype(), load_in_4bit=False
     )
     models.set_hub_special_tokens(tokenizer)
     model = engine.PlainLanguageModel.get_peft_model(
         model, r=LORA_R, lora_alpha=LORA_ALPHA, lora_dropout=LORA_DROPOUT, target_modules=TARGET_MODULES,
         bias="none", use_gradient_checkpointing="unsloth", random_state=SEED,
     )
+    # On a GPU the notebooks' rule (engine.mixed_precision). SFTConfig's bf16 defaults to True; transformers accepts
+    # that on a CPU only with use_cpu=True (its error message says so), and then autocasts to bfloat16 on the CPU, as
+    # Unsloth's trainer does there.
     dtype = next(model.parameters()).dtype
-    # SFTConfig's bf16 defaults to True; transformers accepts that on a CPU only with use_cpu=True (its error message
-    # says so), and then autocasts to bfloat16 on the CPU, as Unsloth's trainer does there.
-    precision = {"bf16": dtype == torch.bfloat16, "fp16": dtype == torch.float16} if gpu else {"use_cpu": True}
+    precision = dict(zip(("bf16", "fp16"), engine.mixed_precision(dtype))) if gpu else {"use_cpu": True}
 
     class ModelLossSFTTrainer(SFTTrainer):
         """SFTTrainer with transformers' compute_loss: the model's own cross-entropy, no fused LM head."""

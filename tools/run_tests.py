@@ -3,6 +3,7 @@
   python tools/run_tests.py                  ruff, the unit tests, every notebook under nbval, the results checks
   python tools/run_tests.py ARGS...          only pytest ARGS (e.g. tests/unit/test_data.py -k bom)
   python tools/run_tests.py --plain [02 05]  the plain engine (SMOL_ENGINE=plain): those notebooks and their checks
+  python tools/run_tests.py --notebooks-only [01 ...]   only the notebooks under nbval (gpu_check.py on a GPU)
 
 Each notebook runs from a folder that holds only a copy of it, as after an upload to Colab, in a pytest session of its
 own. Two notebooks run at a time on a machine with two or more cores, each kernel with half the cores as torch threads
@@ -121,6 +122,9 @@ class Suite:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--plain", action="store_true", help="the plain engine: the notebooks named (default 02 05)")
+    parser.add_argument("--notebooks-only", action="store_true",
+                        help="only the notebooks named (default all) under nbval: no ruff, unit tests or results "
+                        "checks (tools/gpu_check.py on a GPU machine)")
     args, rest = parser.parse_known_args(argv)
     default = "smoke-tests-plain" if args.plain else "smoke-tests"
     runs = Path(os.environ.get("SMOL_RUNS_DIR") or ROOT / "runs" / default).resolve()
@@ -128,11 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.plain:
         env["SMOL_ENGINE"] = "plain"
     suite = Suite(env)
-    if rest and not args.plain:  # just pytest, as asked
+    if rest and not (args.plain or args.notebooks_only):  # just pytest, as asked
         return subprocess.call([sys.executable, "-m", "pytest", *rest], cwd=ROOT, env=env)
     started = time.monotonic()
     env["SMOL_TESTS_STARTED"] = str(time.time())
     chosen = choose(rest or (["02", "05"] if args.plain else []))
+    if args.notebooks_only:
+        suite.in_parallel(chosen, runs, *workers_and_threads(), unit=False)
+        return suite.report(started)
     if not args.plain:
         # Lint first (seconds): pyflakes, isort and lines of at most 120 characters.
         if subprocess.call([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT) != 0:

@@ -6,8 +6,9 @@ every native program run through Invoke-Checked, which throws on a non-zero exit
 environment variable or of the location undone in a `finally`; no script-level param() block (it would bring
 PowerShell's common parameters, `test -v` becoming -Verbose); a usage line with exit code 2.
 
-Documented difference: `colab-sim` is Linux only (tools/colab_sim.py builds venv-colab-sim/bin/python and resolves
-manylinux wheels); on Windows the subcommand exists, says so and exits 2 (LINUX_ONLY below).
+Documented differences: `colab-sim` is Linux only (tools/colab_sim.py builds venv-colab-sim/bin/python and resolves
+manylinux wheels), and so is `gpu-check` (tools/gpu_check.py runs on a lent Linux GPU machine); on Windows each
+subcommand exists, says so and exits 2 (LINUX_ONLY below).
 
 Each check is a function of the script's text, so that the tests at the end can show it failing on a broken copy.
 The grammar reads a subset of PowerShell: the script keeps to it (e.g. `1gb`, not `1GB`; one switch clause a line).
@@ -30,7 +31,7 @@ PARSER = Parser(Language(tree_sitter_powershell.language()))
 
 CHECKER = "invoke-checked"  # the one function allowed to start a native program; it must check $LASTEXITCODE
 PROBES = {"get-pythonversion"}  # functions where a failed program is an answer ("not this Python"), not an error
-LINUX_ONLY = {"colab-sim": "tools/colab_sim.py"}  # subcommand: the tool it runs in setup_venv.sh
+LINUX_ONLY = {"colab-sim": "tools/colab_sim.py", "gpu-check": "tools/gpu_check.py"}  # subcommand: its tool in the .sh
 VERB_NOUN = re.compile(r"^[A-Za-z]+-[A-Za-z]+$")  # cmdlets; anything else that is not a script function is native
 LAUNCHERS = {"start-process", "invoke-expression", "invoke-item"}  # start programs without setting $LASTEXITCODE
 LOCATION_COMMANDS = {"set-location", "push-location", "cd", "sl", "chdir", "pushd"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import types
 
 import pytest
@@ -122,3 +123,129 @@ def test_every_notebook_offers_the_switch_before_unsloth_loads():
         assert "runtime.emulate_t4_if_asked()" in code, path.name
         # engine.choose() imports Unsloth (where it is the engine), so the switch must come before it
         assert code.index("runtime.emulate_t4_if_asked()") < code.index("engine.choose()"), path.name
+
+
+# --- the precision the notebooks pick (engine.default_dtype / mixed_precision), on a T4 and on a bigger GPU ---------
+
+
+@pytest.fixture
+def gpu_stand_in(monkeypatch):
+    """Make torch see one CUDA GPU: an H200 as it is, or (t4=True) the same card seen through helpers.t4's
+    properties, as on a T4 or under SMOL_EMULATE_T4=1. Returns the switch (import what reads the device first)."""
+    import torch
+
+    stand_in, _ = h200_torch()
+
+    def use(t4_card: bool) -> None:
+        real = stand_in.cuda.get_device_properties()
+        props = t4.T4Properties(real) if t4_card else real
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+        monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: props)
+
+    return use
+
+
+def test_precision_on_a_t4_is_float16_weights_with_fp16_and_float32_stays_float32(gpu_stand_in):
+    import torch
+
+    from helpers import engine
+
+    gpu_stand_in(t4_card=True)
+    assert engine.accelerator() == "cuda" and engine.bf16_supported() is False
+    assert engine.default_dtype() == torch.float16  # what Unsloth's dtype=None picks on a T4
+    assert engine.mixed_precision(torch.float16) == (False, True)  # fp16 autocast with a gradient scaler
+    assert engine.mixed_precision(torch.float32) == (False, False)  # notebook 01: float32 throughout on a T4
+
+
+def test_precision_on_an_ampere_or_newer_gpu_is_bfloat16(gpu_stand_in):
+    import torch
+
+    from helpers import engine
+
+    gpu_stand_in(t4_card=False)
+    assert engine.bf16_supported() is True and engine.default_dtype() == torch.bfloat16
+    assert engine.mixed_precision(torch.bfloat16) == (True, False)
+    assert engine.mixed_precision(torch.float32) == (True, False)  # float32 weights, bfloat16 autocast
+
+
+def test_precision_without_a_cuda_gpu(monkeypatch):
+    import torch
+
+    from helpers import engine
+
+    # the CPU: bfloat16 autocast, as TRL's default bf16=True gives with use_cpu=True (every CPU reference ran so)
+    assert engine.mixed_precision(torch.float32, "cpu") == (True, False)
+    monkeypatch.setattr(torch.backends.mps, "is_macos_or_newer", lambda major, minor: False)
+    assert engine.mixed_precision(torch.float32, "mps") == (False, False)  # transformers refuses bf16 on macOS < 14
+    monkeypatch.setattr(torch.backends.mps, "is_macos_or_newer", lambda major, minor: (major, minor) <= (14, 0))
+    assert engine.mixed_precision(torch.float32, "mps") == (True, False)
+
+
+T4_AFTER_UNSLOTH = """
+import sys, types
+import torch
+from trl import SFTConfig  # before the stand-in: importing trl reads the device
+from helpers import engine, t4
+card = t4.T4Properties(types.SimpleNamespace(name="NVIDIA H200", major=9, minor=0, total_memory=140 * 2**30))
+torch.cuda.is_available, torch.cuda.current_device = (lambda: True), (lambda: 0)
+torch.cuda.get_device_properties = lambda device=None: card
+torch.cuda.is_bf16_supported = lambda *args, **kwargs: False  # what Unsloth makes it answer on a T4
+torch.cuda.set_device = lambda device: None  # the stand-in has no device to select
+try:
+    SFTConfig(output_dir=sys.argv[1])
+    print("TRL default: accepted")
+except ValueError as error:
+    print("TRL default: refused:", error)
+bf16, fp16 = engine.mixed_precision(engine.default_dtype())
+config = SFTConfig(output_dir=sys.argv[1], bf16=bf16, fp16=fp16)
+print("notebook flags:", config.bf16, config.fp16)
+"""
+
+
+def test_trl_default_fails_on_a_t4_after_unsloth_and_the_notebooks_flags_do_not(tmp_path):
+    """Why the notebooks pass bf16/fp16 themselves: left unset, TRL's configs ask for bf16 ("bf16 defaults to True if
+    fp16 is not set"), which transformers refuses once torch.cuda.is_bf16_supported answers False, as Unsloth makes it
+    answer on a T4 (also when its import then fails and the plain engine runs). In a fresh process: where Unsloth is
+    imported, trl's config classes are Unsloth's (bf16 defaults to False), and transformers caches its answer."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", T4_AFTER_UNSLOTH, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "TRL default: refused: Your setup doesn't support bf16/gpu" in done.stdout
+    assert "notebook flags: False True" in done.stdout  # float16 weights, fp16 mixed precision
+
+
+def test_fallback_to_the_plain_engine_on_a_gpu_is_loud(gpu_stand_in, monkeypatch, capsys):
+    from helpers import engine
+
+    gpu_stand_in(t4_card=True)
+    monkeypatch.setattr(engine, "_chosen", None)
+    monkeypatch.setattr(engine, "unsloth_blocker", lambda: None)
+    monkeypatch.setitem(__import__("sys").modules, "unsloth", None)  # `import unsloth` raises ImportError
+    assert engine.choose({}) == "plain"
+    out = capsys.readouterr().out
+    assert "WARNING: Unsloth did not load on this NVIDIA GPU" in out
+    assert "import unsloth failed: ModuleNotFoundError" in out  # the reason, in the banner
+    monkeypatch.setattr(engine, "_chosen", None)
+    monkeypatch.delitem(__import__("sys").modules, "unsloth")
+    assert engine.choose({engine.ENV_VAR: "plain"}) == "plain"  # asked for: no warning
+    assert "WARNING" not in capsys.readouterr().out
+
+
+def test_every_trainer_config_in_the_notebooks_takes_the_settings_precision():
+    import json
+    import re
+
+    from helpers import ROOT
+
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        assert "BF16, FP16 = engine.mixed_precision(DTYPE)" in code, path.name
+        configs = re.findall(r"\b(?:SFT|DPO|GRPO|CPT)Config\((.*?)\n\s*\)", code, flags=re.S)
+        assert configs, path.name
+        for args in configs:
+            assert all(f"{k}={v}," in args for k, v in (("bf16", "BF16"), ("fp16", "FP16"), ("use_cpu", "USE_CPU"))), (
+                path.name, args[:80])

@@ -72,25 +72,45 @@ def test_new_rows_start_from_their_pieces_eeve_style(tokenizer, extended, tied):
     assert torch.equal(inputs[: len(tokenizer)], old_in) and torch.equal(outputs[: len(tokenizer)], old_out)
 
 
-@pytest.mark.parametrize("tied", [True, False])
-def test_stage_one_trains_only_the_new_rows_then_undo_restores_training(tied):
+# (tied model, modules_to_save, ensure_weight_tying, copies): PEFT as the notebooks' CPU runs call it (either engine),
+# on a tied and an untied model; and as Unsloth calls it on a GPU for a tied model (unsloth 2026.10.9's
+# _drop_tied_output_module: only embed_tokens, with ensure_weight_tying=True), where lm_head shares the one copy.
+PEFT_CASES = {
+    "cpu-tied": (True, ["embed_tokens", "lm_head"], False, 2),
+    "cpu-untied": (False, ["embed_tokens", "lm_head"], False, 2),
+    "gpu-unsloth-tied": (True, ["embed_tokens"], True, 1),
+}
+
+
+@pytest.mark.parametrize("case", PEFT_CASES)
+def test_stage_one_trains_only_the_new_rows_then_undo_restores_training(case):
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from helpers import engine
+
+    tied, modules, ensure_tying, n_copies = PEFT_CASES[case]
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                          num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=tied)
-    lora = LoraConfig(r=2, target_modules=["q_proj", "v_proj"], modules_to_save=["embed_tokens", "lm_head"])
+    lora = LoraConfig(r=2, target_modules=["q_proj", "v_proj"], modules_to_save=modules,
+                      ensure_weight_tying=ensure_tying)
     model = get_peft_model(LlamaForCausalLM(config), lora)
     copies = vocab.embedding_copies(model)
-    assert len(copies) == 2  # PEFT gives each module its own copy, tied or not
+    assert len(copies) == n_copies  # PEFT gives each module its own copy, tied or not, unless asked to keep the tie
+    # what notebook 05's add_adapters checks and prints: both modules have a trainable copy, shared or not
+    named = {n: w for n, w in model.named_parameters(remove_duplicate=False)
+             if n.endswith("modules_to_save.default.weight") and w.requires_grad}
+    assert len(named) == 2 and (n_copies == 1) == (len({id(w) for w in named.values()}) == 1)
+    assert model.get_output_embeddings().weight is copies[-1]  # lm_head scores with the (last) trained copy
+    assert len(engine.embedding_parameters(model)[0]) == n_copies  # CPTTrainer's embedding group: each copy once
     lora_before = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
     rows_before = [c.detach().clone() for c in copies]
     new_ids = [36, 37, 38, 39]
     undo = vocab.train_new_rows_only(model, new_ids)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    assert len(trainable) == 2 and all(any(p is c for c in copies) for p in trainable)
+    assert len(trainable) == n_copies and all(any(p is c for c in copies) for p in trainable)
     optimizer = torch.optim.AdamW(trainable, lr=1e-2, weight_decay=0.0)
     ids = torch.randint(0, 40, (2, 12))
     for _ in range(3):

