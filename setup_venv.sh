@@ -16,7 +16,10 @@
 #                            accumulation, and every recipe for a few steps on one process (tests/recipes/)
 #   ./setup_venv.sh colab-sim [02 ... | all]
 #                            ... then a simulated Colab (venv-colab-sim/): resolve all six install cells for Python 3.13
-#                            with Colab's torch held, run the install cell and nbval on the chosen notebooks (default 02)
+#                            with Colab's torch held, run the install cell, a hub outage (the notebook must stop at its
+#                            model cell saying what to do) and nbval on the chosen notebooks (default 02)
+#   ./setup_venv.sh colab-sim t4 [01 ... | all]
+#                            ... or run tests/colab_t4.ipynb (the Colab T4 check) there on these notebooks (default all)
 #   ./setup_venv.sh bench [--steps N] ... then train 02's LoRA via Unsloth and via plain TRL+PEFT; runs/bench/
 #   ./setup_venv.sh gpu-check OUT [--deadline-min 9] [--dry-run]
 #                            on a lent GPU machine (no venv set-up: it has no network; tools/gpu_check.py installs the
@@ -95,5 +98,5 @@ case "${1:-setup}" in
   colab-sim) shift; setup; "$VENV_DIR/bin/python" tools/colab_sim.py "$@" ;;
   bench) shift; setup; "$VENV_DIR/bin/python" tools/bench.py "$@" ;;
   gpu-check) shift; "$PYTHON" tools/gpu_check.py "$@" ;;
-  *) echo "usage: $0 [setup|run [02 ...]|test [pytest args]|test-plain [02 05 ...]|test-recipes [pytest args]|colab-sim [02 ... | all]|bench [--steps N]|gpu-check OUT [--dry-run]]" >&2; exit 2 ;;
+  *) echo "usage: $0 [setup|run [02 ...]|test [pytest args]|test-plain [02 05 ...]|test-recipes [pytest args]|colab-sim [02 ... | all | t4 [01 ...]]|bench [--steps N]|gpu-check OUT [--dry-run]]" >&2; exit 2 ;;
 esac

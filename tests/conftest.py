@@ -8,6 +8,8 @@ import time
 import pytest
 
 SESSION_STARTED = pytest.StashKey[float]()
+# A notebook for a Colab account (it runs the six notebooks), not a test: `pytest tests` must not run it under nbval.
+collect_ignore = ["colab_t4.ipynb"]
 _IMPORTED = time.time()  # fallback for a run where this conftest is loaded only after the session started
 
 

