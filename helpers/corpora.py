@@ -1,4 +1,4 @@
-"""Raw-text corpora for continued pre-training: Hindi-English text (notebook 05) and Python functions (notebook 06)."""
+"""Raw-text corpora for continued pre-training: Hindi text and a Hindi word list (05), Python functions (06)."""
 
 from __future__ import annotations
 
@@ -7,24 +7,61 @@ import re
 import sys
 import sysconfig
 import textwrap
+import unicodedata
 import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from helpers import DATA_DIR
 from helpers.data import DataFormatError, check_text_fields, keep_valid, report_kept, skip_reason, text_file_lines
 
 DEVANAGARI = re.compile(r"[\u0900-\u097F]")
 LATIN = re.compile(r"[A-Za-z]")
-SCRIPTS = ("bilingual", "hindi", "english", "any")
+SCRIPTS = ("hindi", "english", "any")
 HINDI_HUB = ("wikimedia/wikipedia", "20231101.hi")
 # parquet copy of CodeSearchNet's Python split (the original needs a loading script)
 CODE_HUB_ID = "Nan-Do/code-search-net-python"
 
 
+# A Hindi word as notebook 05 counts it: a run of Devanagari letters and signs (no danda, no Devanagari digits).
+DEVANAGARI_WORD = re.compile(r"[\u0900-\u0963\u0971-\u097F]+")
+WORD_LIST = DATA_DIR / "hindi_words.txt"  # wordfreq's Hindi list (tools/hindi_words.py), not this project's text
+
+
+def normalise_hindi(word: str) -> str:
+    """`word` in NFC without the nukta (U+093C), so that "बुख़ार" and "बुखार" are one word however they are typed."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", word).replace("\u093c", ""))
+
+
+def hindi_words(text: str) -> list[str]:
+    """The Devanagari words of `text`, normalised (Latin words, digits and punctuation are left out)."""
+    return [normalise_hindi(w) for w in DEVANAGARI_WORD.findall(text)]
+
+
+def load_word_list(path: str | Path = WORD_LIST) -> frozenset[str]:
+    """The Hindi word list, one normalised word per line."""
+    return frozenset(normalise_hindi(w) for w in text_file_lines(path) if w.strip())
+
+
+def real_word_counts(texts: list[str], words: frozenset[str], long: int = 4) -> dict[str, Any]:
+    """How much Hindi `texts` hold: Devanagari words per text (mean), the share of them in the word list `words`, and
+    the same share among the longer words (`long` characters or more, vowel signs included). Gibberish in Devanagari
+    letters scores a low share, an empty or one-word text few words; short function words (है, में, की) are real
+    words in any jumble, so the longer words' share is the stricter reading."""
+    found = [hindi_words(t) for t in texts]
+    every = [w for f in found for w in f]
+    longer = [w for w in every if len(w) >= long]
+    real = sum(w in words for w in every)
+    real_long = sum(w in words for w in longer)
+    return {"texts": len(texts), "words_per_text": round(len(every) / max(len(texts), 1), 2),
+            "real_share": round(real / len(every), 3) if every else 0.0, "words": len(every), "real_words": real,
+            "long_real_share": round(real_long / len(longer), 3) if longer else 0.0, "long_words": len(longer)}
+
+
 def check_script(text: str, script: str, where: str) -> None:
     """Raise DataFormatError unless `text` is in the expected script: 'hindi' (Devanagari, no Latin letters),
-    'english' (no Devanagari), 'bilingual' (Devanagari plus an English part in parentheses) or 'any'."""
+    'english' (no Devanagari) or 'any'."""
     if script not in SCRIPTS:
         raise ValueError(f"script must be one of {SCRIPTS}")
     has_hindi, has_latin = bool(DEVANAGARI.search(text)), bool(LATIN.search(text))
@@ -35,10 +72,6 @@ def check_script(text: str, script: str, where: str) -> None:
         )
     if script == "english" and has_hindi:
         raise DataFormatError(f"{where}: expected English only, found Devanagari")
-    if script == "bilingual" and not (has_hindi and re.search(r"\([^)]*[A-Za-z][^)]*\)", text)):
-        raise DataFormatError(
-            f"{where}: expected Hindi in Devanagari followed by an English translation in parentheses"
-        )
 
 
 def load_text_lines(path: str | Path, script: str = "any") -> list[str]:
@@ -52,14 +85,6 @@ def load_text_lines(path: str | Path, script: str = "any") -> list[str]:
     if not lines:
         raise DataFormatError(f"{path}: no text")
     return lines
-
-
-TRANSLATION = re.compile(r"\s*\([^()]*[A-Za-z][^()]*\)")
-
-
-def drop_translations(line: str) -> str:
-    """A bilingual line without its English translations in parentheses: "नमस्ते। (Hello.)" -> "नमस्ते।"."""
-    return TRANSLATION.sub("", line).strip()
 
 
 def hindi_paragraphs(row: Any, where: str, min_chars: int = 200) -> list[str]:
@@ -197,6 +222,33 @@ def cut_function(prompt: str, completion: str) -> str:
             break
         kept.append(line)
     return prompt + "".join(kept)
+
+
+def runs_past(completion: str) -> bool:
+    """True when a raw completion of a function goes on past it: a non-blank line that starts at column 0 (a new
+    `def`, "# Example usage", a Markdown fence, chat prose). A completion that ends inside the function, or stops, is
+    False. cut_function drops what this finds."""
+    return any(line.strip() and not line[0].isspace() for line in completion.splitlines())
+
+
+# Code split into words, numbers and single symbols; "_" splits too, so "set_fd_set_set" is four tokens.
+CODE_TOKEN = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d_]")
+
+
+def distinct_trigrams(code: str) -> float:
+    """Distinct token trigrams / all token trigrams of `code` (1.0 for text under three tokens). Working code repeats
+    some (`self . x`); a completion that loops ("protocol, protocol, protocol", the same line again and again) scores
+    low."""
+    tokens = CODE_TOKEN.findall(code)
+    grams = list(zip(tokens, tokens[1:], tokens[2:]))
+    return len(set(grams)) / len(grams) if grams else 1.0
+
+
+def loops(code: str, min_distinct: float = 0.5) -> bool:
+    """True when `code` repeats itself: under `min_distinct` of its token trigrams are distinct. In notebook 06's runs
+    of 2026-11-30 to 12-02 (the references and the spread runs), every function body that repeats a line or a name
+    until the token budget ends scored 0.15-0.43, every other one 0.53 or more."""
+    return distinct_trigrams(code) < min_distinct
 
 
 def has_body(code: str) -> bool:

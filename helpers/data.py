@@ -174,6 +174,20 @@ def load_alpaca_hub(
     return keep_valid(load_dataset(dataset_id, split=split), clean_alpaca_row, dataset_id, limit)
 
 
+def clean_fact_row(row: Any, where: str) -> dict[str, Any]:
+    """Check one fact question: a non-empty `question` and a non-empty list `answers` of accepted answers."""
+    check_text_fields(row, where, required=("question",))
+    answers = row.get("answers")
+    if not isinstance(answers, list) or not answers or not all(isinstance(a, str) and a.strip() for a in answers):
+        raise DataFormatError(f"{where}: field 'answers' must be a non-empty list of non-empty strings")
+    return {"question": row["question"].strip(), "answers": [a.strip() for a in answers]}
+
+
+def load_facts(path: str | Path) -> list[dict[str, Any]]:
+    """Load fact questions with their accepted answers (JSON Lines); errors name the line and the field."""
+    return [clean_fact_row(row, f"{path}, line {number}") for number, row in numbered_jsonl(path)]
+
+
 def alpaca_to_messages(row: dict[str, str]) -> list[dict[str, str]]:
     """One Alpaca row as a chat: the user turn is the instruction (plus input), the assistant turn the output."""
     user = row["instruction"].strip()

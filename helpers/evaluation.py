@@ -1,8 +1,9 @@
-"""Held-out metrics: loss and perplexity on chat examples, bits per character/byte on raw text."""
+"""Held-out metrics: loss and perplexity on chat examples, bits per character/byte on raw text, fact answers."""
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 Messages = list[dict[str, str]]
@@ -213,3 +214,26 @@ def text_bits(model: Any, tokenizer: Any, texts: list[str], max_length: int = 10
     finally:
         model.train(was_training)
     return found
+
+
+FIRST_SENTENCE = re.compile(r"^.*?(?:[.!?](?=\s|$)|\n|$)", re.DOTALL)
+
+
+def answer_is_right(answer: str, accepted: list[str]) -> bool:
+    """True when the first sentence of `answer` contains one of the `accepted` answers as whole words, ignoring case
+    ("The capital is Paris." for "Paris"; not "Parisian", and not "It is Kepler-41B. It is like Earth." for "Earth").
+    A first sentence that names a wrong answer beside the right one still passes: the check is that loose."""
+    first = FIRST_SENTENCE.match(answer.strip()).group(0)
+    return any(re.search(rf"(?<!\w){re.escape(a)}(?!\w)", first, re.IGNORECASE) for a in accepted)
+
+
+def fact_check(
+    model: Any, tokenizer: Any, facts: list[dict[str, Any]], max_new_tokens: int = 48
+) -> list[dict[str, Any]]:
+    """Ask each fact question (greedy, chat template) and judge the answer with answer_is_right: one row per question
+    with its `answer` and `right`."""
+    from helpers.generation import generate
+
+    answers = generate(model, tokenizer, [f["question"] for f in facts], max_new_tokens)
+    return [{"question": f["question"], "answer": a, "right": answer_is_right(a, f["answers"])}
+            for f, a in zip(facts, answers)]

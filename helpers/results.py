@@ -220,6 +220,8 @@ COMPARED = (
     ("last train loss", lambda r: r["last_train_loss"]),
     ("held-out loss before", lambda r: r["eval_loss"]["before"]),
     ("held-out loss after", lambda r: r["eval_loss"]["after"]),
+    ("fact questions right after", lambda r: (f"{r['fact_flips']['right_after']} of {r['fact_flips']['items']}"
+                                              if "fact_flips" in r else "(not measured)")),
 )
 
 

@@ -88,8 +88,7 @@ def load_texts(script: RecipeArguments, seed: int) -> tuple[list[str], dict, str
         if use_hub:
             train, source = corpora.load_hindi_hub(script.hub_train_texts), "wikimedia/wikipedia 20231101.hi"
         else:
-            bilingual = corpora.load_text_lines(DATA_DIR / "hindi_train.txt", "bilingual")  # Hindi (English) per line
-            train, source = [corpora.drop_translations(line) for line in bilingual], "data/hindi_train.txt (Hindi only)"
+            train, source = corpora.load_text_lines(DATA_DIR / "hindi_train.txt", "hindi"), "data/hindi_train.txt"
         heldout["hindi"] = corpora.load_text_lines(DATA_DIR / "hindi_heldout_hi.txt", "hindi")
         heldout["english"] = corpora.load_text_lines(DATA_DIR / "hindi_heldout_en.txt", "english")
     elif script.corpus == "code":

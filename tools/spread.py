@@ -3,6 +3,8 @@ tests/results/effects.py must lie outside.
 
   python tools/spread.py run --seed 1 --threads 1 --capability avx2 --out runs/spread [01 02 ...]
   python tools/spread.py run --set LEARNING_RATE=0 --out runs/faults 01      (a deliberately broken change)
+  python tools/spread.py run --profile full --set EMBEDDING_LEARNING_RATE=2e-5 --out runs/variants 05
+                                                                          (a full-profile run with one knob changed)
   python tools/spread.py summarize runs/spread --save data/reference/spread/smoke-cpu.json
 
 `run` executes the notebooks in the smoke profile into <out>/<variant>/, the variant named for its settings
@@ -57,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     assignments = [f"SEED={args.seed}", *args.set]
     name = variant_name(args.seed, args.threads, args.capability, args.set)
     runs = (args.out / name).resolve()
-    os.environ.update(SMOKE_TEST="1", SMOL_RUNS_DIR=str(runs), OMP_NUM_THREADS=str(args.threads))
+    os.environ.update(SMOKE_TEST="1" if args.profile == "smoke" else "0", SMOL_RUNS_DIR=str(runs),
+                      OMP_NUM_THREADS=str(args.threads))
     if args.capability:
         os.environ["ATEN_CPU_CAPABILITY"] = args.capability
     failed = 0
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory() as folder:
             copy = Path(folder) / path.name
             nbformat.write(with_settings(nbformat.read(path, as_version=4), assignments), copy)
-            status, _ = run_notebooks.run_one(copy, runs, "smoke", "cpu")
+            status, _ = run_notebooks.run_one(copy, runs, args.profile, "cpu")
             failed += status != "done"
     return 1 if failed else 0
 
@@ -97,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     one.add_argument("--capability", default="", choices=["", "default", "avx2", "avx512"])
     one.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     one.add_argument("--out", type=Path, default=ROOT / "runs" / "spread")
+    one.add_argument("--profile", default="smoke", choices=["smoke", "full"],
+                     help="full: a variant of the teaching profile (e.g. a reference run with one knob changed)")
     table = sub.add_parser("summarize", help="the spread of every effect over the variants under a folder")
     table.add_argument("folder", type=Path)
     table.add_argument("--save", type=Path)

@@ -133,8 +133,25 @@ def test_each_effect_lies_beyond_the_spread_measured_across_seeds_and_cpus(effec
     assert effect.holds(run), effect.explain(run)
 
 
+def assert_facts_recomputed(run):
+    """The fact verdicts and their paired counts, recomputed from the answers the notebook saved."""
+    from helpers import data, evaluation, paired
+
+    facts = data.load_facts(data.DATA_DIR / "facts_heldout.jsonl")[: run["settings"]["n_facts"]]
+    saved = run["facts"]
+    assert [f["question"] for f in saved] == [f["question"] for f in facts]
+    for side in ("before", "after"):
+        assert [evaluation.answer_is_right(s[side], f["answers"]) for s, f in zip(saved, facts)] == [
+            s[f"right_{side}"] for s in saved], side
+    flips = paired.flips([s["right_before"] for s in saved], [s["right_after"] for s in saved])
+    assert run["fact_flips"] == flips
+    assert run["fact_accuracy"] == results.before_after(flips["right_before"] / len(facts),
+                                                        flips["right_after"] / len(facts))
+
+
 def test_01_full_finetuning_trains_everything(load):
     run = load("01_full_finetuning")
+    assert_facts_recomputed(run)
     # every weight trains: exactly SmolLM2-135M's 134,515,008 (tied embeddings once)
     assert run["params"]["trainable"] == run["params"]["total"] == BASE_PARAMS
     assert run["params"]["trainable_percent"] == 100.0
@@ -142,6 +159,7 @@ def test_01_full_finetuning_trains_everything(load):
 
 def test_02_lora_trains_exactly_the_adapters_and_saves_them(load, session_started):
     run = load("02_lora_finetuning")
+    assert_facts_recomputed(run)
     assert_lora_counts(run)  # r=16 on the seven projections: 4,884,480 of 139,399,488 (3.504%)
     assert run["params"]["trainable_percent"] == round(100 * run["params"]["trainable"] / run["params"]["total"], 3)
     out = results.runs_root() / "02_lora_finetuning"
@@ -197,15 +215,18 @@ def test_05_hindi_counts_fertility_probes_and_reload(load):
     stage1 = extended["stage1"]
     assert stage1["old_rows_unchanged"] is True and stage1["steps"] == run["settings"]["stage1_steps"]
     assert extended["steps"] == run["steps"]  # equal optimizer steps for the two runs
-    # the probe checks are computed on the continuations the notebook saved
-    from helpers import generation
+    # the probe checks and word counts are computed on the continuations the notebook saved
+    from helpers import corpora, generation
 
+    words = corpora.load_word_list()
     for side in ("before", "after", "extended_after"):
         probes = run["probes"][side]
+        assert len(probes["sampled"]) == len(probes["prompts"]) * run["settings"]["probe_samples"]
         assert [generation.loop_check(t) for t in probes["sampled"]] == probes["checks"]
         assert [generation.loop_check(t) for t in probes["greedy"]] == probes["greedy_checks"]
-    assert run["probe_passes"]["CPT"] == sum(c["passes"] for c in run["probes"]["after"]["checks"])
-    assert run["greedy_probe_passes"]["CPT"] == sum(c["passes"] for c in run["probes"]["after"]["greedy_checks"])
+        assert corpora.real_word_counts(probes["sampled"], words) == probes["words"]
+    sides = {"base model": "before", "CPT": "after", "CPT + extended vocab": "extended_after"}
+    assert run["probe_words"] == {name: run["probes"][side]["words"] for name, side in sides.items()}
     speed = run["generation_chars_per_second"]
     assert all(s["chars"] > 0 and s["chars_per_second"] > 0 for s in speed.values())
 
@@ -229,3 +250,11 @@ def test_06_code_completions_are_recomputed_and_reload_is_identical(load):
     for side in ("before", "after"):
         rate = sum(t[side] == t["target"] for t in tasks) / len(tasks)
         assert abs(rate - run["next_line_exact_match"][side]) < 1e-3, side
+        # running past the function and looping, recomputed from the raw and the cut completions
+        assert run["completions_running_past"][side] == sum(corpora.runs_past(c[f"generated_{side}"])
+                                                            for c in completions), side
+        assert run["looping_completions"][side] == sum(corpora.loops(c[side]) for c in completions), side
+    from helpers import paired
+
+    right = {side: [t[side] == t["target"] for t in tasks] for side in ("before", "after")}
+    assert run["next_line_flips"] == paired.flips(right["before"], right["after"])

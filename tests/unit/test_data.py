@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -181,6 +182,35 @@ def test_shipped_heldout_never_trained_on():
     train = {r["instruction"].strip().lower() for r in data.load_alpaca(data.DATA_DIR / "alpaca_train.jsonl")}
     heldout = {r["instruction"].strip().lower() for r in data.load_alpaca(data.DATA_DIR / "alpaca_heldout.jsonl")}
     assert not train & heldout
+
+
+def test_shipped_facts_are_valid_and_never_asked_in_training():
+    facts = data.load_facts(data.DATA_DIR / "facts_heldout.jsonl")
+    assert len(facts) == 48 and len({f["question"] for f in facts}) == 48
+    words = lambda text: " ".join(re.findall(r"[a-z0-9]+", text.lower()))  # noqa: E731
+    rows = data.load_alpaca(data.DATA_DIR / "alpaca_train.jsonl")
+    asked = {words(r["instruction"] + " " + r["input"]) for r in rows}
+    assert not {words(f["question"]) for f in facts} & asked
+    # the answers were checked by hand against the training rows: the names among them are never stated there, but
+    # for these, which appear in other facts (Paris and London in a list of cities, Asia and Australia among the
+    # continents, India's capital, the Sun and the Earth everywhere)
+    elsewhere = {"Earth", "Sun", "Paris", "London", "Asia", "Australia", "India"}
+    trained = " ".join(words(r["output"]) for r in rows)
+    names = [a for f in facts for a in f["answers"] if a[0].isupper() and a not in elsewhere]
+    assert names and not [a for a in names if f" {words(a)} " in f" {trained} "]
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"question": "Q?"}, "'answers' must be a non-empty list"),
+    ({"question": "Q?", "answers": []}, "'answers' must be a non-empty list"),
+    ({"question": "Q?", "answers": ["A", " "]}, "non-empty strings"),
+    ({"question": " ", "answers": ["A"]}, "field 'question' is empty"),
+])
+def test_bad_fact_rows_are_named(tmp_path, row, message):
+    path = tmp_path / "facts.jsonl"
+    path.write_text(json.dumps({"question": "Fine?", "answers": ["yes"]}) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(data.DataFormatError, match=f"facts.jsonl, line 2: .*{re.escape(message)}"):
+        data.load_facts(path)
 
 
 ORCA = {"system": "Answer briefly.", "question": "What is 2 + 2?", "chosen": "4.", "rejected": "5."}

@@ -249,3 +249,32 @@ def test_preference_metrics_on_hand_built_log_probs(monkeypatch):
         (pytest.approx(0.1), pytest.approx(-0.1)), (pytest.approx(0.2), pytest.approx(0.0)), (0.0, 0.0)]
     assert found["by_kind"]["x"]["reward_accuracy"] == 1.0 and found["by_kind"]["y"]["reward_accuracy"] == 0.5
     assert model.adapter_on  # switched back on after scoring the reference
+
+
+def test_answer_is_right_reads_the_first_sentence_only():
+    from helpers.evaluation import answer_is_right
+
+    assert answer_is_right("The capital city of Norway is Oslo.", ["Oslo"])
+    assert answer_is_right("oslo", ["Oslo"])  # case does not matter
+    assert not answer_is_right("Parisian cafés are famous.", ["Paris"])  # whole words only
+    # a right word after a wrong first sentence does not count
+    assert not answer_is_right("The planet we live on is called Kepler-41B. It is like Earth.", ["Earth"])
+    assert answer_is_right("There are about 9.4 planets, or 8.", ["8", "eight"])  # a decimal point ends no sentence
+    assert answer_is_right("Half of 50 is 25\nand more", ["25"]) and not answer_is_right("", ["25"])
+    assert answer_is_right("A minute has sixty seconds.", ["60", "sixty"])
+
+
+def test_fact_check_asks_greedily_and_judges_each_answer(monkeypatch):
+    from helpers import evaluation, generation
+
+    asked = {}
+
+    def fake_generate(model, tokenizer, prompts, max_new_tokens):
+        asked.update(prompts=prompts, tokens=max_new_tokens)
+        return ["Paris is the capital.", "I do not know."]
+
+    monkeypatch.setattr(generation, "generate", fake_generate)
+    facts = [{"question": "Capital of France?", "answers": ["Paris"]}, {"question": "2 + 2?", "answers": ["4", "four"]}]
+    rows = evaluation.fact_check(None, None, facts, max_new_tokens=16)
+    assert asked == {"prompts": ["Capital of France?", "2 + 2?"], "tokens": 16}
+    assert [r["right"] for r in rows] == [True, False] and rows[1]["answer"] == "I do not know."

@@ -47,7 +47,10 @@ def test_comparison_table_marks_missing_runs():
     assert rows[2] == {"metric": "engine", "a": "unsloth", "b": "(not run)"}  # a run from before the plain engine
     assert rows[3] == {"metric": "trained on", "a": "?", "b": "(not run)"}  # this run names no training data
     assert rows[4] == {"metric": "trainable parameters", "a": "1,000", "b": "(not run)"}
-    assert rows[-1] == {"metric": "held-out loss after", "a": 2.0, "b": "(not run)"}
+    assert rows[-2] == {"metric": "held-out loss after", "a": 2.0, "b": "(not run)"}
+    assert rows[-1] == {"metric": "fact questions right after", "a": "(not measured)", "b": "(not run)"}
+    run["fact_flips"] = {"items": 48, "right_before": 22, "right_after": 33}
+    assert results.comparison_table({"a": run})[-1] == {"metric": "fact questions right after", "a": "33 of 48"}
 
 
 def test_summary_markdown_lists_every_run(runs):
