@@ -250,11 +250,18 @@ def test_06_code_completions_are_recomputed_and_reload_is_identical(load):
     for side in ("before", "after"):
         rate = sum(t[side] == t["target"] for t in tasks) / len(tasks)
         assert abs(rate - run["next_line_exact_match"][side]) < 1e-3, side
-        # running past the function and looping, recomputed from the raw and the cut completions
+    assert_code_checks_recomputed(run)
+
+
+def assert_code_checks_recomputed(run):
+    """06's completions that ran past the function, bodies that loop and next-line flips, recomputed from the raw and
+    the cut completions and the generated lines saved in its results.json (a run, or a committed reference)."""
+    from helpers import corpora, paired
+
+    completions, tasks = run["completions"], run["next_line_tasks"]
+    for side in ("before", "after"):
         assert run["completions_running_past"][side] == sum(corpora.runs_past(c[f"generated_{side}"])
                                                             for c in completions), side
         assert run["looping_completions"][side] == sum(corpora.loops(c[side]) for c in completions), side
-    from helpers import paired
-
     right = {side: [t[side] == t["target"] for t in tasks] for side in ("before", "after")}
     assert run["next_line_flips"] == paired.flips(right["before"], right["after"])

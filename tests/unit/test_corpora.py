@@ -227,16 +227,10 @@ def test_word_list_is_not_built_from_the_training_text():
 def test_committed_06_references_count_what_their_completions_show(profile):
     import json
 
-    from helpers import paired
+    from tests.results.test_notebook_results import assert_code_checks_recomputed
 
     run = json.loads((corpora.DATA_DIR / "reference" / "06_cpt_code" / profile / "results.json").read_text("utf-8"))
-    completions, tasks = run["completions"], run["next_line_tasks"]
-    for side in ("before", "after"):
-        assert run["completions_running_past"][side] == sum(corpora.runs_past(c[f"generated_{side}"])
-                                                            for c in completions)
-        assert run["looping_completions"][side] == sum(corpora.loops(c[side]) for c in completions)
-    right = {side: [t[side] == t["target"] for t in tasks] for side in ("before", "after")}
-    assert run["next_line_flips"] == paired.flips(right["before"], right["after"])
+    assert_code_checks_recomputed(run)
     if profile == "full-cpu":  # the change notebook 06 teaches: 11 of 12 ran on past the function, then none
         assert (run["completions_running_past"]["before"], run["completions_running_past"]["after"]) == (11, 0)
 
