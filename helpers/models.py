@@ -191,6 +191,20 @@ def trainable_snapshot(model: Any) -> dict[str, Any]:
     return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
 
 
+def restore_snapshot(model: Any, snapshot: dict[str, Any]) -> None:
+    """Put the weights of a trainable_snapshot back into `model` (in place), e.g. to train a control run from the
+    same starting point."""
+    import torch
+
+    current = dict(model.named_parameters())
+    missing = sorted(set(snapshot) - set(current))
+    if missing:
+        raise KeyError(f"the snapshot has weights this model lacks, e.g. {missing[0]}")
+    with torch.no_grad():
+        for name, old in snapshot.items():
+            current[name].copy_(old)
+
+
 def weight_change(snapshot: dict[str, Any], model: Any) -> float:
     """Relative change of the trainable weights since `snapshot`: ||W_now - W_then|| / ||W_then|| over all of them
     (0.0 means training did not move them at all)."""

@@ -32,6 +32,7 @@ def describe(counts: dict[str, Any], noun: str = "items", first: str = "before",
     McNemar p = 0.375 (noise)', with p >= 0.05 called noise. `first` and `second` name the two sides when they are not
     before and after (two models on the same questions)."""
     verdict = "beyond chance" if counts["p_value"] < 0.05 else "noise"
+    p = "p < 0.0001" if counts["p_value"] < 1e-4 else f"p = {counts['p_value']:.3g}"  # flips() keeps 4 decimals
     return (f"{counts['right_after']} of {counts['items']} {noun} right {second} ({counts['right_before']} {first}): "
             f"{counts['wrong_to_right']} wrong -> right, {counts['right_to_wrong']} right -> wrong, "
-            f"exact McNemar p = {counts['p_value']:.3g} ({verdict})")
+            f"exact McNemar {p} ({verdict})")

@@ -98,16 +98,18 @@ def plot_bars(
     title: str = "",
     ylabel: str = "",
     lines: dict[str, float] | None = None,
+    colors: list[str] | None = None,
 ) -> plt.Figure:
     """Grouped bars, e.g. {"Hindi": {"before": 3.1, "after": 2.4}, "English": {...}}; `lines` adds labelled dashed
-    horizontal lines, e.g. {"pass@8": 0.7}."""
+    horizontal lines, e.g. {"pass@8": 0.7}; `colors`, one per series, replaces matplotlib's default cycle."""
     groups = list(values)
     series_names = list(next(iter(values.values())))
     fig, ax = plt.subplots(figsize=(3.8 + 1.6 * len(groups), 3.6))
     width = 0.8 / len(series_names)
     for i, name in enumerate(series_names):
         xs = [g + i * width for g in range(len(groups))]
-        bars = ax.bar(xs, [values[g][name] for g in groups], width, label=name)
+        color = colors[i] if colors else None
+        bars = ax.bar(xs, [values[g][name] for g in groups], width, label=name, color=color)
         ax.bar_label(bars, fmt="%.3g", fontsize=8)
     for (label, y), color in zip((lines or {}).items(), ("0.3", "tab:red", "tab:purple")):
         ax.axhline(y, linestyle="--", linewidth=1, color=color, label=f"{label}: {y:.3g}")

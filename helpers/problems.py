@@ -121,7 +121,8 @@ def warmup_rows(problems: list[dict]) -> list[dict]:
 def solve_rate(
     model: Any, tokenizer: Any, problems: list[dict], max_new_tokens: int = 128, batch_size: int = 32
 ) -> dict[str, Any]:
-    """Greedy answers to `problems`: accuracy, format-compliance rate, accuracy per level, and one row per problem."""
+    """Greedy answers to `problems`: accuracy, format-compliance rate, accuracy per level, whether each problem was
+    answered right (`right`, in order: for paired counts with helpers.paired) and one row per problem."""
     from helpers import generation, rewards
 
     completions = generation.generate(
@@ -142,6 +143,7 @@ def solve_rate(
         "accuracy": sum(k > 0 for k in correct) / len(problems),
         "format_rate": sum(formatted) / len(problems),
         "by_level": by_level,
+        "right": [k > 0 for k in correct],
         "rows": rows,
     }
 

@@ -63,8 +63,9 @@ def load_reference(notebook: str, profile: str, gpu: bool | None = None) -> dict
     """A committed reference run, data/reference/<notebook>/<profile>-<device>/results.json, of this profile.
 
     One measured on the same kind of device (GPU or CPU) as this machine comes first, and among those one of the
-    engine this process runs (helpers.engine; references without "engine" ran on Unsloth); its "reference" key names
-    the file. None when no reference of this profile is committed.
+    engine this process runs (helpers.engine; references without "engine" ran on Unsloth), then one of the notebook's
+    own settings before a "variant" (one knob changed, e.g. a second seed); its "reference" key names the file. None
+    when no reference of this profile is committed.
     """
     from helpers import engine, runtime
 
@@ -75,8 +76,19 @@ def load_reference(notebook: str, profile: str, gpu: bool | None = None) -> dict
         if run.get("profile") == profile:
             found.append({**run, "reference": path.relative_to(REFERENCE_DIR.parent.parent).as_posix()})
     found.sort(key=lambda run: (str(run.get("device", "")).startswith("CPU") == gpu,
-                                run.get("engine", "unsloth") != engine.name()))
+                                run.get("engine", "unsloth") != engine.name(), "variant" in run))
     return found[0] if found else None
+
+
+DEVICE_SETTINGS = {"dtype", "bf16", "fp16", "use_cpu"}  # knobs that follow from the device, not from a choice
+
+
+def settings_changed(run: dict[str, Any], ref: dict[str, Any]) -> list[str]:
+    """The knobs two runs set differently (their results.json "settings"), as "seed 3407 -> 2" (this run's value,
+    then the reference's); the device-driven ones (DEVICE_SETTINGS) are left out."""
+    mine, theirs = run.get("settings", {}), ref.get("settings", {})
+    return [f"{name} {mine.get(name)} -> {theirs.get(name)}" for name in sorted(set(mine) | set(theirs))
+            if name not in DEVICE_SETTINGS and mine.get(name) != theirs.get(name)]
 
 
 def reference_note(run: dict[str, Any]) -> str:
@@ -90,7 +102,10 @@ def reference_note(run: dict[str, Any]) -> str:
     for path in paths:
         ref = json.loads(path.read_text(encoding="utf-8"))
         same = ref.get("profile") == run["profile"] and ref.get("train_data") == run.get("train_data")
-        if same and ref.get("engine", "unsloth") == engine:
+        changed = settings_changed(run, ref) if same else []
+        if changed:
+            verdict = f"the same profile with other settings ({'; '.join(changed)}): compare how far each moved"
+        elif same and ref.get("engine", "unsloth") == engine:
             verdict = "comparable number for number"
         elif same:
             verdict = "the same run on the other engine: close, not identical"

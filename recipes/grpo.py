@@ -41,7 +41,7 @@ from datasets import Dataset  # noqa: E402  (after the engine: Unsloth patches t
 from transformers import set_seed  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer, TrlParser  # noqa: E402
 
-from helpers import models, problems, rewards, runtime  # noqa: E402
+from helpers import models, paired, problems, rewards, runtime  # noqa: E402
 from helpers import results as results_io  # noqa: E402
 
 
@@ -51,7 +51,7 @@ class RecipeArguments:
 
     notebook: str = field(default="04_grpo_reasoning", metadata={"help": "the notebook this run mirrors"})
     n_train_problems: int = field(default=1000, metadata={"help": "generated training problems (all levels)"})
-    n_heldout: int = field(default=200, metadata={"help": "generated held-out problems, scored greedily"})
+    n_heldout: int = field(default=400, metadata={"help": "generated held-out problems, scored greedily"})
     n_pass_at_k: int = field(
         default=64, metadata={"help": "held-out problems sampled num_generations times after the cold start (0: skip)"}
     )
@@ -151,6 +151,7 @@ def main(script: RecipeArguments, model_args: distributed.ModelArguments, config
         grpo_gain=round(after["accuracy"] - after_cold_start["accuracy"], 4), after_grpo_by_level=after["by_level"],
         grpo_heldout_accuracy=(after_cold_start["accuracy"], after["accuracy"]),  # GRPO's own before -> after
         grpo_weight_change=round(grpo_weight_change, 6), steps_with_reward_signal=steps_with_signal,
+        grpo_flips=paired.flips(after_cold_start["right"], after["right"]),  # per problem: cold start -> GRPO
         samples=after["rows"][:6],
     )
 

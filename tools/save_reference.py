@@ -3,6 +3,9 @@ r"""Commit a measured run as a reference result: data/reference/<notebook>/<prof
   python tools/save_reference.py runs/recipes/sft_lora-2proc/results.json --recipe sft_lora --device 2proc-cpu \
       --where "2026-11-30, 2-core CPU machine, accelerate launch ... cpu_2proc.yaml"    (a recipe's run)
 
+  python tools/save_reference.py runs/variants/seed2-t1-native/04_grpo_reasoning/results.json --device cpu-seed2 \
+      --variant "SEED = 2" --where "..."        (a run with one knob changed, kept beside the notebook's own)
+
   python tools/save_reference.py runs/01_full_finetuning/results.json --device cpu \
       --where "2026-11-25, 2-core CPU machine" \
       --executed runs/01_full_finetuning/01_full_finetuning.ipynb
@@ -24,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def save(source: Path, device: str, where: str, recipe: str | None = None) -> Path:
+def save(source: Path, device: str, where: str, recipe: str | None = None, variant: str | None = None) -> Path:
     run = json.loads(source.read_text(encoding="utf-8"))
     if not re.fullmatch(r"[a-z0-9-]+", device):
         raise ValueError(
@@ -37,7 +40,9 @@ def save(source: Path, device: str, where: str, recipe: str | None = None) -> Pa
     else:
         target = ROOT / "data" / "reference" / run["notebook"] / f"{run['profile']}-{device}" / "results.json"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps({**run, "measured": where}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    extra = {"variant": variant} if variant else {}
+    target.write_text(json.dumps({**run, "measured": where, **extra}, indent=2, ensure_ascii=False) + "\n",
+                      encoding="utf-8")
     return target
 
 
@@ -94,8 +99,13 @@ def main() -> None:
         help="a recipe run's config name (sft_lora ...): save under data/reference/recipes/<recipe>/<device>/ "
         "(--device then names the launch too: 1proc-cpu, 2proc-cpu, ddp-h100)",
     )
+    parser.add_argument(
+        "--variant",
+        help="the knob this run changed from the notebook's Settings, e.g. 'SEED = 2' (with --device cpu-seed2): "
+        "results.load_reference then prefers the notebook's own settings",
+    )
     args = parser.parse_args()
-    target = save(args.results, args.device, args.where, args.recipe)
+    target = save(args.results, args.device, args.where, args.recipe, args.variant)
     print(target)
     if args.executed:
         print(save_cell_times(args.executed, target))

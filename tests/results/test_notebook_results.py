@@ -193,6 +193,30 @@ def test_04_grpo_records_consistent_scores(load):
     assert headroom["pass_at_k"] >= headroom["mean_success"]  # any-of-k is at least the average sample
     assert run["grpo_gain"] == round(run["heldout_accuracy"]["after"] - run["after_cold_start"]["heldout_accuracy"], 4)
     assert {"completion", "format", "correctness", "partial"} <= set(run["samples"][0])
+    assert_grpo_scores_recomputed(run)
+
+
+def assert_grpo_scores_recomputed(run):
+    """04's accuracies and paired flips (cold start -> GRPO, cold start -> SFT control, control -> GRPO), recomputed
+    from the per-problem record in its results.json (a run, or a committed reference); the SFT control trained on about
+    as many completion tokens as GRPO (within one step's worth)."""
+    from helpers import paired
+
+    n = run["heldout_problems"]
+    assert set(run["heldout_right"]) == {"base", "cold_start", "grpo", "sft_control"}
+    assert all(len(answers) == n and set(answers) <= {"0", "1"} for answers in run["heldout_right"].values())
+    right = {stage: [answer == "1" for answer in answers] for stage, answers in run["heldout_right"].items()}
+    control = run["sft_control"]
+    for stage, accuracy in (("base", run["heldout_accuracy"]["before"]), ("grpo", run["heldout_accuracy"]["after"]),
+                            ("cold_start", run["after_cold_start"]["heldout_accuracy"]),
+                            ("sft_control", control["heldout_accuracy"])):
+        assert round(sum(right[stage]) / n, 4) == round(accuracy, 4), stage
+    assert run["grpo_flips"] == paired.flips(right["cold_start"], right["grpo"])
+    assert control["flips"] == paired.flips(right["cold_start"], right["sft_control"])
+    assert control["grpo_vs_control"] == paired.flips(right["sft_control"], right["grpo"])
+    step_tokens = 8 * control["solution_tokens"]
+    gap = abs(control["steps"] * step_tokens - control["grpo_completion_tokens"])
+    assert control["steps"] == 1 or gap <= step_tokens
 
 
 def test_05_hindi_counts_fertility_probes_and_reload(load):

@@ -185,6 +185,26 @@ def test_weight_change_is_zero_until_a_trainable_weight_moves():
     assert abs(models.weight_change(snapshot, layer) - 0.1) < 1e-5
 
 
+def test_restore_snapshot_puts_the_trainable_weights_back_and_nothing_else():
+    import pytest
+    import torch
+
+    layer = torch.nn.Linear(4, 4)
+    layer.bias.requires_grad_(False)
+    snapshot = models.trainable_snapshot(layer)
+    with torch.no_grad():
+        layer.weight.mul_(2.0)
+        layer.bias += 1.0  # frozen: not in the snapshot, so it stays moved
+    bias = layer.bias.detach().clone()
+    models.restore_snapshot(layer, snapshot)
+    assert models.weight_change(snapshot, layer) == 0.0
+    assert torch.equal(layer.bias, bias)
+    snapshot["weight"].zero_()  # the snapshot is a copy: restoring did not tie the two together
+    assert layer.weight.abs().sum() > 0
+    with pytest.raises(KeyError, match="lacks"):
+        models.restore_snapshot(torch.nn.Linear(2, 2), {"lora_A": torch.zeros(1)})
+
+
 def test_lora_factors_and_count_by_hand_match_peft():
     import torch
     from peft import LoraConfig, get_peft_model

@@ -30,3 +30,10 @@ def test_describe_names_two_models_instead_of_before_and_after():
     counts = paired.flips([True, True, True, False], [False, True, True, True])
     line = paired.describe(counts, "questions", first="with full fine-tuning", second="with LoRA")
     assert line.startswith("3 of 4 questions right with LoRA (3 with full fine-tuning): 1 wrong -> right, 1 right")
+
+
+def test_describe_never_prints_a_p_value_of_zero():
+    counts = paired.flips([False] * 60, [True] * 60)  # p = 2 / 2**60: rounds to 0.0 at four decimals
+    assert counts["p_value"] == 0.0
+    assert paired.describe(counts).endswith("exact McNemar p < 0.0001 (beyond chance)")
+    assert "p = 0.375" in paired.describe({**counts, "p_value": 0.375})

@@ -46,6 +46,14 @@ def test_bars_can_carry_labelled_reference_lines():
     assert "pass@8: 0.7" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
 
 
+def test_bars_take_one_colour_per_series():
+    from matplotlib.colors import to_rgba
+
+    flips = {"A -> B": {"gained": 5, "lost": 2}, "A -> C": {"gained": 1, "lost": 3}}
+    fig = plots.plot_bars(flips, colors=["tab:green", "tab:red"])
+    assert [p.get_facecolor() for p in fig.axes[0].patches] == [to_rgba("tab:green")] * 2 + [to_rgba("tab:red")] * 2
+
+
 def test_step_axes_have_whole_number_ticks():
     fig = plots.plot_metrics(LOG, ["loss"])
     fig.canvas.draw()

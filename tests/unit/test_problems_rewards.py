@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from helpers import problems, rewards
@@ -133,6 +135,7 @@ def test_solve_rate_counts_right_answers_format_and_levels(monkeypatch):
     assert result["format_rate"] == 0.75
     assert result["by_level"] == {1: 1.0, 2: 0.0, 3: 0.5}
     assert [row["correctness"] for row in result["rows"]] == [2.0, 0.0, 2.0, 0.0]
+    assert result["right"] == [True, False, True, False]  # per problem, in order: what paired counts compare
 
 
 def test_pass_at_k_separates_any_right_mean_and_mixed_groups(monkeypatch):
@@ -204,3 +207,13 @@ def test_solve_rate_is_greedy_and_pass_at_k_samples_k_per_problem_like_grpo(monk
     assert calls[-1]["questions"] == ["What is 1 + 1?"] * 3 + ["What is 12 + 30?"] * 3
     assert calls[-1]["temperature"] == 1.0 and calls[-1]["top_p"] == 1.0
     assert result["pass_at_k"] == 0.5 and result["mean_success"] == 0.5 and result["mixed"] == 0.0
+
+
+@pytest.mark.parametrize("profile", ["full-cpu", "full-cpu-seed2", "smoke-cpu"])
+def test_committed_04_references_count_what_their_answers_show(profile):
+    import json
+
+    from tests.results.test_notebook_results import assert_grpo_scores_recomputed
+
+    path = Path(__file__).resolve().parents[2] / "data" / "reference" / "04_grpo_reasoning" / profile / "results.json"
+    assert_grpo_scores_recomputed(json.loads(path.read_text(encoding="utf-8")))

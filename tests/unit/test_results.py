@@ -95,6 +95,32 @@ def test_load_reference_prefers_a_run_on_the_same_engine(tmp_path, monkeypatch):
     assert results.load_reference("01_x", "smoke", gpu=False)["reference"].endswith("smoke-cpu/results.json")
 
 
+def test_load_reference_prefers_the_notebooks_own_settings_to_a_variant(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "REFERENCE_DIR", tmp_path / "data" / "reference")
+    for folder, extra in (("full-cpu-seed2", {"variant": "SEED = 2"}), ("full-cpu", {})):
+        path = tmp_path / "data" / "reference" / "04_x" / folder / "results.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"profile": "full", "device": "CPU (2 cores)", **extra}), encoding="utf-8")
+    assert results.load_reference("04_x", "full", gpu=False)["reference"].endswith("full-cpu/results.json")
+
+
+def test_reference_note_names_the_settings_a_reference_changed(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "REFERENCE_DIR", tmp_path / "data" / "reference")
+    base = {"notebook": "04_x", "profile": "full", "device": "CPU (2 cores)", "train_data": "generated",
+            "settings": {"seed": 3407, "learning_rate": 1e-4, "dtype": "torch.float32"}}
+    for folder, settings in (("full-cpu", base["settings"]),
+                             ("full-cpu-seed2", {**base["settings"], "seed": 2}),
+                             ("full-h100", {**base["settings"], "dtype": "torch.bfloat16"})):
+        path = tmp_path / "data" / "reference" / "04_x" / folder / "results.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({**base, "settings": settings}), encoding="utf-8")
+    note = dict(line.split(" (", 1) for line in results.reference_note(base).splitlines()[1:])
+    assert note["Reference full-cpu"].endswith("comparable number for number.")
+    assert note["Reference full-cpu-seed2"].endswith("other settings (seed 3407 -> 2): compare how far each moved.")
+    assert note["Reference full-h100"].endswith("comparable number for number.")  # the dtype follows the device
+    assert results.settings_changed(base, {"settings": {}}) == ["learning_rate 0.0001 -> None", "seed 3407 -> None"]
+
+
 def test_every_committed_reference_names_its_notebook_profile_and_device():
     paths = sorted(results.REFERENCE_DIR.glob("*/*/results.json"))
     assert paths, "no reference results under data/reference/"
@@ -161,8 +187,13 @@ def test_committed_full_references_meet_the_lesson_targets():
     checked = 0
     for path in sorted(results.REFERENCE_DIR.glob("04_grpo_reasoning/full-*/results.json")):
         run = json.loads(path.read_text(encoding="utf-8"))
-        assert run["heldout_problems"] >= 200, path
-        assert run["grpo_gain"] >= 0.05, f"{path}: GRPO's own held-out gain {run['grpo_gain']} is under 0.05"
+        # Issue 24: at least 300 held-out problems, and every seed gains at least 0.03 over the cold start. Its other
+        # target, McNemar p < 0.05 for the notebook's own seed, is missed (p = 0.053; SEED = 2: 0.0004), and the
+        # notebook says so.
+        assert run["heldout_problems"] >= 300, path
+        assert run["grpo_gain"] >= 0.03, f"{path}: GRPO's own held-out gain {run['grpo_gain']} is under 0.03"
+        flips = run["grpo_flips"]
+        assert flips["wrong_to_right"] > flips["right_to_wrong"], path
         checked += 1
     for path in sorted(results.REFERENCE_DIR.glob("03_dpo_alignment/full-*/results.json")):
         run = json.loads(path.read_text(encoding="utf-8"))
@@ -230,6 +261,19 @@ def test_save_reference_puts_a_recipe_run_under_recipes(tmp_path, monkeypatch):
     source.write_text(json.dumps({"notebook": "02_lora_finetuning", "profile": "full"}))
     with pytest.raises(ValueError, match="not a recipe's"):
         save_reference.save(source, "2proc-cpu", "today", recipe="sft_lora")
+
+
+def test_save_reference_marks_a_variant_beside_the_notebooks_own_run(tmp_path, monkeypatch):
+    from tools import save_reference
+
+    monkeypatch.setattr(save_reference, "ROOT", tmp_path)
+    source = tmp_path / "results.json"
+    source.write_text(json.dumps({"notebook": "04_grpo_reasoning", "profile": "full"}))
+    own = json.loads(save_reference.save(source, "cpu", "today").read_text(encoding="utf-8"))
+    assert "variant" not in own
+    target = save_reference.save(source, "cpu-seed2", "today", variant="SEED = 2")
+    assert target == tmp_path / "data" / "reference" / "04_grpo_reasoning" / "full-cpu-seed2" / "results.json"
+    assert json.loads(target.read_text(encoding="utf-8"))["variant"] == "SEED = 2"
 
 
 def test_recipes_block_compares_processes_step_by_step(tmp_path, monkeypatch):
