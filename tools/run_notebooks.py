@@ -5,7 +5,10 @@
 
 SMOKE_TEST=1 selects the smoke profile; SMOL_RUNS_DIR moves runs/. Before each notebook it prints the time the
 committed reference run took on this kind of device (data/reference/); while it runs, each section heading, what the
-notebook prints, and the training steps; at the end a table of expected and measured times. Ctrl-C stops after
+notebook prints, and the training steps (with the Trainer's own estimate of the time left). From the first 30 s of
+reference time on, each heading also says how long the rest should take here: the reference run's cell times for the
+cells still to run, scaled by how long the finished cells took here against there. At the end a table of expected and
+measured times. Ctrl-C stops after
 shutting the kernel down: notebooks that finished keep their results, the interrupted one is saved as
 <notebook>.partial.ipynb. The executed notebooks carry nbclient's cell timings, which tools/save_reference.py reads.
 """
@@ -22,15 +25,22 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+import zmq
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from helpers import runtime
 
+try:  # a test or tools/spread.py (the repository on the path), or this file run as a script (tools/ on the path)
+    from tools.save_reference import first_line
+except ModuleNotFoundError:
+    from save_reference import first_line
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 PROGRESS = re.compile(r"<progress value='(\d+)' max='(\d+)'")
 HEADING = re.compile(r"^#{1,3} (.+)$", re.MULTILINE)
+LEFT = re.compile(r"< (\d[\d:]*)")  # the time left in a Trainer's progress bar
 
 
 def choose(numbers: list[str]) -> list[Path]:
@@ -47,13 +57,20 @@ def choose(numbers: list[str]) -> list[Path]:
     return chosen
 
 
+def reference_cell_times(notebook: str, profile: str, device: str) -> list[dict[str, Any]]:
+    """The committed reference run's cell times (data/reference/<notebook>/<profile>-<device>/cell_times.json: each
+    code cell's section, first line and seconds), or [] where none is committed."""
+    times = ROOT / "data" / "reference" / notebook / f"{profile}-{device}" / "cell_times.json"
+    return json.loads(times.read_text(encoding="utf-8")) if times.exists() else []
+
+
 def expected_seconds(notebook: str, profile: str, device: str) -> float | None:
     """Seconds the committed reference run of this notebook took (data/reference/<notebook>/<profile>-<device>/):
     the sum of its cell times, else the whole-notebook time its results.json quotes; None where there is none."""
     folder = ROOT / "data" / "reference" / notebook / f"{profile}-{device}"
-    times = folder / "cell_times.json"
-    if times.exists():
-        return sum(cell["seconds"] for cell in json.loads(times.read_text(encoding="utf-8")))
+    cells = reference_cell_times(notebook, profile, device)
+    if cells:
+        return sum(cell["seconds"] for cell in cells)
     results = folder / "results.json"
     if results.exists():
         measured = str(json.loads(results.read_text(encoding="utf-8")).get("measured", ""))
@@ -75,13 +92,23 @@ def clock(seconds: float | None) -> str:
     )
 
 
-class WatchedClient(NotebookClient):
-    """nbclient's executor, printing section headings, streamed text and training progress as they arrive."""
+JUDGE_AFTER = 30.0  # reference seconds of finished cells before this machine's speed is judged
 
-    def __init__(self, nb: Any, **kwargs: Any) -> None:
+
+class WatchedClient(NotebookClient):
+    """nbclient's executor, printing section headings, streamed text and training progress as they arrive, and at
+    each section how long the rest should take here: the reference run's times for the cells still to run, scaled by
+    how much longer (or shorter) the finished cells took on this machine than in that run."""
+
+    def __init__(self, nb: Any, reference_cells: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
         super().__init__(nb, **kwargs)
         self.started = time.monotonic()
+        self.reference: dict[int, float] = self._match(nb, reference_cells or [])
+        self.cell_started = 0.0
+        self.took = {"here": 0.0, "reference": 0.0}  # finished cells with a reference time: seconds here and there
+        self.on_cell_executed = self._cell_done
         self.last_step_print = 0.0
+        self.last_progress: tuple[int, str, int, int] | None = None  # (cell, what, value, total) last printed
         self.section_of = self._sections(nb)
         self.on_cell_start = self._cell_start
 
@@ -97,12 +124,51 @@ class WatchedClient(NotebookClient):
                 found[index], heading = heading, None
         return found
 
+    def create_kernel_manager(self) -> Any:
+        """nbclient's kernel manager, asked for CurveZMQ keys where pyzmq and the kernel support them: ipykernel 7.3+
+        warns at every start that a kernel talking over TCP in plain text can be overheard."""
+        km = super().create_kernel_manager()
+        if "transport_encryption" in km.trait_names() and zmq.has("curve"):
+            km.transport_encryption = "auto"  # encrypts when the kernel spec declares support; else as before
+        return km
+
+    @staticmethod
+    def _match(nb: Any, reference_cells: list[dict[str, Any]]) -> dict[int, float]:
+        """{index of a code cell: the reference run's seconds for it}, matched in order by the cell's first line."""
+        waiting = [(cell["cell"], cell["seconds"]) for cell in reference_cells]
+        found = {}
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            line = first_line(cell.source)
+            hit = next((i for i, (other, _) in enumerate(waiting) if other == line), None)
+            if hit is not None:
+                found[index] = waiting.pop(hit)[1]
+        return found
+
+    def estimate(self, next_index: int) -> str:
+        """'about 12:30 left (this machine has taken 1.4x the reference run's time so far)', or '' until the
+        finished cells' reference time reaches JUDGE_AFTER seconds."""
+        if self.took["reference"] < JUDGE_AFTER:
+            return ""
+        factor = self.took["here"] / self.took["reference"]
+        left = factor * sum(s for index, s in self.reference.items() if index >= next_index)
+        return f"about {clock(left)} left (this machine has taken {factor:.1f}x the reference run's time so far)"
+
     def _say(self, text: str) -> None:
         print(text, flush=True)
 
     def _cell_start(self, cell: Any, cell_index: int) -> None:
+        self.cell_started = time.monotonic()
         if cell_index in self.section_of:
-            self._say(f"  [{clock(time.monotonic() - self.started)}] {self.section_of[cell_index]}")
+            left = self.estimate(cell_index)
+            self._say(f"  [{clock(time.monotonic() - self.started)}] {self.section_of[cell_index]}"
+                      + (f"  ... {left}" if left else ""))
+
+    def _cell_done(self, cell: Any, cell_index: int, execute_reply: Any) -> None:
+        if cell_index in self.reference:
+            self.took["here"] += time.monotonic() - self.cell_started
+            self.took["reference"] += self.reference[cell_index]
 
     def process_message(self, msg: dict[str, Any], cell: Any, cell_index: int) -> Any:
         kind, content = msg["msg_type"], msg["content"]
@@ -118,9 +184,13 @@ class WatchedClient(NotebookClient):
                 # overshoot its total by one, so it is capped).
                 value, total = int(found.group(1)), int(found.group(2))
                 what = "training: step" if "Epoch" in html else "evaluating: batch"
-                if value >= total or now - self.last_step_print > 20:
-                    self.last_step_print = now
-                    self._say(f"      {what} {min(value, total)}/{total}")
+                progress = (cell_index, what, min(value, total), total)
+                # The Trainer redraws a finished bar with every later log line: say each state once.
+                if progress != self.last_progress and (value >= total or now - self.last_step_print > 20):
+                    self.last_step_print, self.last_progress = now, progress
+                    left = LEFT.search(html) if value < total else None  # "[20/100 00:41 < 02:45, ...]"
+                    self._say(f"      {what} {min(value, total)}/{total}"
+                              + (f" (the Trainer expects {left.group(1)} more)" if left else ""))
         return super().process_message(msg, cell, cell_index)
 
 
@@ -131,7 +201,8 @@ def run_one(path: Path, runs: Path, profile: str, device: str) -> tuple[str, flo
     out.mkdir(parents=True, exist_ok=True)
     nb = nbformat.read(path, as_version=4)
     # The kernel starts in the notebook's folder, as under jupyter nbconvert --execute.
-    client = WatchedClient(nb, timeout=None, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = WatchedClient(nb, reference_cells=reference_cell_times(name, profile, device), timeout=None,
+                           kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     start = time.monotonic()
     status = "done"
     try:

@@ -70,3 +70,82 @@ def test_progress_lines_name_sections_print_text_and_training_steps(capsys):
     assert "2 · Train" in printed and "loss 2.1" in printed and "training: step 60/60" in printed
     assert "evaluating: batch 10/10" in printed and "step 11/10" not in printed
     assert cell.outputs[0]["text"] == "loss 2.1\n"  # nbclient still records the output in the notebook
+
+
+def test_a_finished_bar_redrawn_by_later_log_lines_is_said_once(capsys):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("## 2 · Train"), nbformat.v4.new_code_cell("train()")]
+    client = run_notebooks.WatchedClient(nb, kernel_name="python3")
+    client.clear_before_next_output = False
+    cell = nb.cells[1]
+
+    def bar(value: int) -> dict:
+        content = {"data": {"text/html": f"<progress value='{value}' max='10'></progress>[{value}/10, Epoch 1/1]"},
+                   "metadata": {}}
+        return {"msg_type": "update_display_data", "header": {"msg_type": "update_display_data"},
+                "parent_header": {}, "metadata": {}, "content": content}
+
+    for value in (10, 10, 10, 10):  # the Trainer redraws its finished bar with each later log line
+        client.process_message(bar(value), cell, 1)
+    assert capsys.readouterr().out.count("training: step 10/10") == 1
+    client.process_message(bar(10), cell, 3)  # another cell's bar that ends the same way is new news
+    assert capsys.readouterr().out.count("training: step 10/10") == 1
+
+
+def test_the_kernel_is_asked_for_encryption_where_it_can_have_it():
+    # ipykernel 7.3+ warns at every start of a kernel talking plain TCP; with CurveZMQ keys it does not.
+    import zmq
+
+    client = run_notebooks.WatchedClient(nbformat.v4.new_notebook(), kernel_name="python3")
+    km = client.create_kernel_manager()
+    if "transport_encryption" in km.trait_names() and zmq.has("curve"):
+        assert km.transport_encryption == "auto"
+    else:
+        pytest.skip("this jupyter_client or pyzmq has no transport encryption")
+
+
+def test_training_lines_carry_the_trainers_estimate_until_the_bar_is_full(capsys):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("## 2 · Train"), nbformat.v4.new_code_cell("train()")]
+    client = run_notebooks.WatchedClient(nb, kernel_name="python3")
+    client.clear_before_next_output = False
+    labels = ("[ 1/10 : < :, Epoch 0/1]", "[ 5/10 00:41 < 02:45, 0.48 it/s, Epoch 0.5/1]", "[10/10 01:20, Epoch 1/1]")
+    for label in labels:
+        value = label.split("/")[0].strip("[ ")
+        html = f"<progress value='{value}' max='10'></progress>{label}"
+        client.last_step_print = 0.0  # as if 20 s had passed
+        client.process_message({"msg_type": "display_data", "header": {"msg_type": "display_data"},
+                                "parent_header": {}, "metadata": {}, "content": {"data": {"text/html": html},
+                                                                                 "metadata": {}}}, nb.cells[1], 1)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.strip() for line in lines] == [
+        "training: step 1/10", "training: step 5/10 (the Trainer expects 02:45 more)", "training: step 10/10"]
+
+
+def test_the_time_left_scales_the_reference_cells_still_to_run_by_this_machines_pace():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("## 1 · Load"), nbformat.v4.new_code_cell("model = load()"),
+                nbformat.v4.new_markdown_cell("## 2 · Train"), nbformat.v4.new_code_cell("# comment\ntrain()"),
+                nbformat.v4.new_code_cell("new_cell()")]
+    reference = [{"cell": "model = load()", "seconds": 40.0}, {"cell": "train()", "seconds": 100.0},
+                 {"cell": "removed()", "seconds": 7.0}]
+    client = run_notebooks.WatchedClient(nb, reference_cells=reference, kernel_name="python3")
+    assert client.reference == {1: 40.0, 3: 100.0}  # matched by first line; a cell without a reference has none
+    assert client.estimate(3) == ""  # nothing finished yet: no judgement
+    client.took = {"here": 60.0, "reference": 40.0}  # the load took 60 s here, 40 s there
+    assert client.estimate(3) == "about 2:30 left (this machine has taken 1.5x the reference run's time so far)"
+    client.took = {"here": 10.0, "reference": 20.0}  # too little reference time to judge the machine by
+    assert client.estimate(3) == ""
+
+
+def test_each_finished_cell_with_a_reference_time_counts_towards_the_pace(monkeypatch):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("model = load()"), nbformat.v4.new_code_cell("other()")]
+    client = run_notebooks.WatchedClient(nb, reference_cells=[{"cell": "model = load()", "seconds": 40.0}],
+                                         kernel_name="python3")
+    clock = iter([100.0, 145.0, 200.0, 230.0])
+    monkeypatch.setattr(run_notebooks.time, "monotonic", lambda: next(clock))
+    for index in (0, 1):
+        client._cell_start(nb.cells[index], index)
+        client._cell_done(nb.cells[index], index, None)
+    assert client.took == {"here": 45.0, "reference": 40.0}  # the unmatched cell's 30 s are left out
