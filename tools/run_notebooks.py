@@ -30,6 +30,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from helpers import runtime
+from helpers.results import REFERENCE_DIR
 
 try:  # a test or tools/spread.py (the repository on the path), or this file run as a script (tools/ on the path)
     from tools.save_reference import first_line
@@ -57,21 +58,25 @@ def choose(numbers: list[str]) -> list[Path]:
     return chosen
 
 
+def reference_folder(notebook: str, profile: str, device: str) -> Path:
+    """data/reference/<notebook>/<profile>-<device>/: the committed reference run of this notebook on this device."""
+    return REFERENCE_DIR / notebook / f"{profile}-{device}"
+
+
 def reference_cell_times(notebook: str, profile: str, device: str) -> list[dict[str, Any]]:
-    """The committed reference run's cell times (data/reference/<notebook>/<profile>-<device>/cell_times.json: each
-    code cell's section, first line and seconds), or [] where none is committed."""
-    times = ROOT / "data" / "reference" / notebook / f"{profile}-{device}" / "cell_times.json"
+    """The committed reference run's cell times (its cell_times.json: each code cell's section, first line and
+    seconds), or [] where none is committed."""
+    times = reference_folder(notebook, profile, device) / "cell_times.json"
     return json.loads(times.read_text(encoding="utf-8")) if times.exists() else []
 
 
 def expected_seconds(notebook: str, profile: str, device: str) -> float | None:
     """Seconds the committed reference run of this notebook took (data/reference/<notebook>/<profile>-<device>/):
     the sum of its cell times, else the whole-notebook time its results.json quotes; None where there is none."""
-    folder = ROOT / "data" / "reference" / notebook / f"{profile}-{device}"
     cells = reference_cell_times(notebook, profile, device)
     if cells:
         return sum(cell["seconds"] for cell in cells)
-    results = folder / "results.json"
+    results = reference_folder(notebook, profile, device) / "results.json"
     if results.exists():
         measured = str(json.loads(results.read_text(encoding="utf-8")).get("measured", ""))
         found = re.search(r"(\d+) s (?:of code cells|for the whole notebook)", measured)

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pytest
 
 from helpers import problems, rewards
@@ -213,7 +211,8 @@ def test_solve_rate_is_greedy_and_pass_at_k_samples_k_per_problem_like_grpo(monk
 def test_committed_04_references_count_what_their_answers_show(profile):
     import json
 
+    from helpers.results import REFERENCE_DIR
     from tests.results.test_notebook_results import assert_grpo_scores_recomputed
 
-    path = Path(__file__).resolve().parents[2] / "data" / "reference" / "04_grpo_reasoning" / profile / "results.json"
+    path = REFERENCE_DIR / "04_grpo_reasoning" / profile / "results.json"
     assert_grpo_scores_recomputed(json.loads(path.read_text(encoding="utf-8")))
