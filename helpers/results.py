@@ -59,13 +59,15 @@ def load_results(notebook: str) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def load_reference(notebook: str, profile: str, gpu: bool | None = None) -> dict[str, Any] | None:
+def load_reference(
+    notebook: str, profile: str, gpu: bool | None = None, variant: str | None = None
+) -> dict[str, Any] | None:
     """A committed reference run, data/reference/<notebook>/<profile>-<device>/results.json, of this profile.
 
     One measured on the same kind of device (GPU or CPU) as this machine comes first, and among those one of the
     engine this process runs (helpers.engine; references without "engine" ran on Unsloth), then one of the notebook's
-    own settings before a "variant" (one knob changed, e.g. a second seed); its "reference" key names the file. None
-    when no reference of this profile is committed.
+    own settings before a "variant" (one knob changed, e.g. a second seed); its "reference" key names the file. With
+    `variant` (e.g. "SEED = 2"), only that variant qualifies. None when no such reference is committed.
     """
     from helpers import engine, runtime
 
@@ -73,7 +75,7 @@ def load_reference(notebook: str, profile: str, gpu: bool | None = None) -> dict
     found = []
     for path in sorted((REFERENCE_DIR / notebook).glob("*/results.json")):
         run = json.loads(path.read_text(encoding="utf-8"))
-        if run.get("profile") == profile:
+        if run.get("profile") == profile and (variant is None or run.get("variant") == variant):
             found.append({**run, "reference": path.relative_to(REFERENCE_DIR.parent.parent).as_posix()})
     found.sort(key=lambda run: (str(run.get("device", "")).startswith("CPU") == gpu,
                                 run.get("engine", "unsloth") != engine.name(), "variant" in run))

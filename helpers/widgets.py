@@ -55,6 +55,24 @@ class Playground:
         self.output.value = html_table(comparison_rows([text], {k: [v] for k, v in answers.items()}))
         return answers
 
+    def show(self) -> None:
+        """Answer the prompt shown once, then display the controls with that answer table in them. A page without
+        live widgets (a run without a browser, an executed copy on GitHub) shows the same table as HTML instead."""
+        from IPython.display import display
+
+        self.on_click()
+        display(self.bundle(), raw=True)
+
+    def bundle(self) -> dict[str, Any]:
+        """The display data: the live widget where the front end renders widgets, else the answer table as HTML."""
+        view = {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
+        note = "<p><i>The playground's controls need a live Jupyter or Colab session; these are its answers.</i></p>"
+        return {
+            "application/vnd.jupyter.widget-view+json": view,
+            "text/html": note + self.output.value,
+            "text/plain": f"Playground({', '.join(self.generators)})",
+        }
+
     def _ipython_display_(self) -> None:
         from IPython.display import display
 

@@ -263,6 +263,29 @@ def replace_block(text: str, start: str, end: str, body: str, name: str) -> str:
     return f"{head}{start}\n{body}\n{end}{tail}"
 
 
+def current_sections(notebook: str) -> dict[str, list[str]]:
+    """{a code cell's first line (as cell_times.json stores it): the headings of the sections of the cells that start
+    so, in order} in the notebook as it is now, so that reference cell times measured on an earlier layout of the
+    notebook show today's section names."""
+    try:  # a test (the repository on the path), or this file run as a script (tools/ on the path)
+        from tools.save_reference import first_line
+    except ModuleNotFoundError:
+        from save_reference import first_line
+
+    path = ROOT / "notebooks" / f"{notebook}.ipynb"
+    if not path.exists():
+        return {}
+    found, section = {}, ""
+    for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "markdown":
+            headings = [line.lstrip("#").strip() for line in source.splitlines() if line.startswith("## ")]
+            section = headings[-1] if headings else section
+        elif cell["cell_type"] == "code":
+            found.setdefault(first_line(source), []).append(section)
+    return found
+
+
 def notebook_block(notebook: str) -> str:
     """Before -> after per reference run, then the long cells' wall times per reference run, for TEACHING.md."""
     from helpers import results
@@ -292,6 +315,9 @@ def notebook_block(notebook: str) -> str:
                 seconds[key] = {}
             seconds[key][name] = cell["seconds"]
     columns = sorted(timed)
+    now = current_sections(notebook)
+    today = {key: now[key[1]].pop(0) if now.get(key[1]) else None for key in order}  # matched in order, as first lines
+    moved = False                                                                     # repeat ("if ENGINE == ...")
     lines += [
         "",
         f"Cells that took {LONG_CELL_S:.0f} s or more in a reference run (wall seconds, `cell_times.json`):",
@@ -302,9 +328,14 @@ def notebook_block(notebook: str) -> str:
     for key in order:
         if max(seconds[key].values()) >= LONG_CELL_S:
             cells = " | ".join(f"{seconds[key][c]:.0f}" if c in seconds[key] else "-" for c in columns)
-            lines.append(f"| {key[0]} | `{key[1].replace('|', '/')[:60]}` | {cells} |")
+            section = today[key] or (f"{key[0]} (earlier layout)" if now else key[0])
+            moved = moved or (bool(now) and today[key] is None)
+            lines.append(f"| {section} | `{key[1].replace('|', '/')[:60]}` | {cells} |")
     totals = " | ".join(f"**{sum(cell['seconds'] for cell in timed[c]):.0f}**" for c in columns)
     lines.append(f"| whole notebook | (every code cell) | {totals} |")
+    if moved:
+        lines += ["", "A section marked *(earlier layout)* names a cell that the notebook has since merged with "
+                      "another or moved; the time is that reference run's."]
     if not any("gpu" in c or not c.endswith("cpu") for c in columns):
         lines += ["", "No GPU run of this notebook is committed yet: the columns above are this project's 2-core CPU."]
     return "\n".join(lines)

@@ -46,7 +46,7 @@ COLAB_PINS = (
 COLAB_NO_DEPS = ("unsloth", "unsloth_zoo")
 
 BUNDLE_TITLE = (
-    "#@title 0 · `helpers` and data for this notebook (unpacked only where they are not installed) "
+    "#@title 1 · `helpers` and data for this notebook (unpacked only where they are not installed) "
     '{ display-mode: "form" }'
 )
 UNPACK = """\
@@ -98,6 +98,7 @@ def unpack_helpers(bundle_id: str, bundle: str) -> Path:
 
 """
 INSTALL = """\
+#@title 1 · Install what Colab lacks (on Colab only) {{ display-mode: "form" }}
 # On Colab (COLAB_RELEASE_TAG is set there) this installs what Colab's image lacks, in the versions tested together,
 # without touching Colab's torch, torchvision, torchaudio, numpy and triton. Elsewhere it installs nothing and checks
 # the versions (./setup_venv.sh installed them). No xformers: Unsloth uses PyTorch's attention without it.
@@ -183,7 +184,7 @@ def sync(check: bool = False) -> list[str]:
             cell = cell_by_tag(notebook, tag)
             if cell["source"] != source:
                 cell["source"], dirty = source, True
-        if tag_form(cell_by_tag(notebook, "bundle")):
+        if any([tag_form(cell_by_tag(notebook, tag)) for tag in expected]):
             dirty = True
         if dirty:
             stale.append(path.name)
@@ -193,7 +194,7 @@ def sync(check: bool = False) -> list[str]:
 
 
 def tag_form(cell: dict) -> bool:
-    """Make Colab show the bundle cell collapsed, as a form; True if that changed anything."""
+    """Show a generated cell collapsed (a form on Colab, hidden source in JupyterLab); True if that changed anything."""
     meta = cell.setdefault("metadata", {})
     if meta.get("cellView") == "form" and meta.get("jupyter", {}).get("source_hidden"):
         return False

@@ -102,6 +102,9 @@ def test_load_reference_prefers_the_notebooks_own_settings_to_a_variant(tmp_path
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps({"profile": "full", "device": "CPU (2 cores)", **extra}), encoding="utf-8")
     assert results.load_reference("04_x", "full", gpu=False)["reference"].endswith("full-cpu/results.json")
+    asked = results.load_reference("04_x", "full", gpu=False, variant="SEED = 2")
+    assert asked["reference"].endswith("full-cpu-seed2/results.json")
+    assert results.load_reference("04_x", "full", gpu=False, variant="SEED = 9") is None
 
 
 def test_reference_note_names_the_settings_a_reference_changed(tmp_path, monkeypatch):
@@ -157,6 +160,28 @@ def test_teaching_guide_has_a_measured_block_per_notebook():
         assert "full-cpu" in block and "whole notebook" in block, notebook
 
 
+def test_teaching_cell_times_name_todays_sections(tmp_path, monkeypatch):
+    from tools import readme_results
+
+    def cell(kind, text):
+        return {"cell_type": kind, "source": [text], "metadata": {}}
+
+    (tmp_path / "notebooks").mkdir()
+    layout = [cell("markdown", "## 3 · Train"), cell("code", "trainer.train()"), cell("code", "slow()")]
+    (tmp_path / "notebooks" / "07_x.ipynb").write_text(json.dumps({"cells": layout}), encoding="utf-8")
+    folder = tmp_path / "data" / "reference" / "07_x" / "full-cpu"
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"device": "CPU (2 cores)", "profile": "full"}), encoding="utf-8")
+    times = [{"section": "5 · Train", "cell": "trainer.train()", "seconds": 60.0},
+             {"section": "6 · Gone", "cell": "merged_away()", "seconds": 9.0}]
+    (folder / "cell_times.json").write_text(json.dumps(times), encoding="utf-8")
+    monkeypatch.setattr(readme_results, "ROOT", tmp_path)
+    monkeypatch.setattr(results, "REFERENCE_DIR", tmp_path / "data" / "reference")
+    block = readme_results.notebook_block("07_x")
+    assert "| 3 · Train | `trainer.train()` | 60 |" in block  # today's heading, the reference run's time
+    assert "| 6 · Gone (earlier layout) | `merged_away()` | 9 |" in block and "*(earlier layout)*" in block
+
+
 def test_cell_times_reads_nbclient_timestamps(tmp_path):
     from tools import save_reference
 
@@ -203,7 +228,20 @@ def test_committed_full_references_meet_the_lesson_targets():
             f"{path}: DPO does no better than 'prefer the shorter answer'")
         assert run["heldout_by_kind"]["helpful-vs-evasive"]["reward_accuracy"]["after"] > 0.5, path
         checked += 1
-    assert checked, "no full-profile reference for 03 or 04 under data/reference/"
+    for path in sorted(results.REFERENCE_DIR.glob("05_cpt_hindi/full-*/results.json")):
+        run = json.loads(path.read_text(encoding="utf-8"))
+        if "variant" in run:  # e.g. the usual small embedding rate, shown beside the lesson, not the lesson itself
+            continue
+        # Issue 24: Hindi that reads as Hindi. Held-out bits/char after plain CPT at most 3.0; sampled probes of at
+        # least 10 Devanagari words on average, at least 80% of them real words after plain CPT, under 50% for the
+        # base model's; the extended-vocabulary run writes text too.
+        assert run["hindi_bits_per_char"]["after"] <= 3.0, path
+        words = run["probe_words"]
+        assert words["CPT"]["words_per_text"] >= 10 and words["CPT"]["real_share"] >= 0.8, path
+        assert words["base model"]["real_share"] < 0.5, path
+        assert words["CPT + extended vocab"]["words_per_text"] >= 10, path
+        checked += 1
+    assert checked, "no full-profile reference for 03, 04 or 05 under data/reference/"
 
 
 def test_settings_of_takes_the_plain_upper_case_knobs():

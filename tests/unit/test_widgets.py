@@ -25,6 +25,17 @@ def test_playground_button_is_wired_and_empty_prompt_is_refused():
     assert "<td" in pg.output.value and ">x<" in pg.output.value
 
 
+def test_show_answers_once_and_carries_the_table_for_pages_without_widgets(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda data, raw=False: shown.append((data, raw)))
+    pg = widgets.Playground({"base": lambda p, n, t: "ONE", "trained": lambda p, n, t: "TWO"}, prompt="q")
+    assert pg.show() is None  # nothing more for the cell to print
+    [(data, raw)] = shown
+    assert raw and data["application/vnd.jupyter.widget-view+json"]["model_id"] == pg.widget.model_id
+    assert "ONE" in data["text/html"] and "TWO" in data["text/html"] and "ONE" in pg.output.value
+    assert data["text/plain"] == "Playground(base, trained)"
+
+
 def test_generator_for_real_model(smol):
     model, tokenizer = smol
     answer = widgets.generator_for(model, tokenizer)("What is the capital of France?", 12, 0.0)
