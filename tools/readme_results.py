@@ -316,8 +316,9 @@ def notebook_block(notebook: str) -> str:
             seconds[key][name] = cell["seconds"]
     columns = sorted(timed)
     now = current_sections(notebook)
-    today = {key: now[key[1]].pop(0) if now.get(key[1]) else None for key in order}  # matched in order, as first lines
-    moved = False                                                                     # repeat ("if ENGINE == ...")
+    # Today's section of each timed cell, matched in order: a first line can repeat ("if ENGINE == ...").
+    today = {key: now[key[1]].pop(0) if now.get(key[1]) else None for key in order}
+    moved = False
     lines += [
         "",
         f"Cells that took {LONG_CELL_S:.0f} s or more in a reference run (wall seconds, `cell_times.json`):",
