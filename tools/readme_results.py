@@ -268,21 +268,16 @@ def current_sections(notebook: str) -> dict[str, list[str]]:
     so, in order} in the notebook as it is now, so that reference cell times measured on an earlier layout of the
     notebook show today's section names."""
     try:  # a test (the repository on the path), or this file run as a script (tools/ on the path)
-        from tools.save_reference import first_line
+        from tools.save_reference import code_cells, first_line
     except ModuleNotFoundError:
-        from save_reference import first_line
+        from save_reference import code_cells, first_line
 
     path = ROOT / "notebooks" / f"{notebook}.ipynb"
     if not path.exists():
         return {}
-    found, section = {}, ""
-    for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
-        source = "".join(cell["source"])
-        if cell["cell_type"] == "markdown":
-            headings = [line.lstrip("#").strip() for line in source.splitlines() if line.startswith("## ")]
-            section = headings[-1] if headings else section
-        elif cell["cell_type"] == "code":
-            found.setdefault(first_line(source), []).append(section)
+    found: dict[str, list[str]] = {}
+    for section, cell in code_cells(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+        found.setdefault(first_line("".join(cell["source"])), []).append(section)
     return found
 
 

@@ -53,18 +53,26 @@ def first_line(source: str) -> str:
     return (code or lines or [""])[0][:100]
 
 
-def cell_times(executed: Path) -> list[dict]:
-    """Wall seconds of each executed code cell (from the execution timestamps nbclient records), with the section
-    heading above it and its first line. The install and bundle cells are left out."""
-    cells = json.loads(executed.read_text(encoding="utf-8"))["cells"]
+def code_cells(cells: list[dict]) -> list[tuple[str, dict]]:
+    """Each code cell of a notebook with the heading of the "## " section it sits in."""
     found, section = [], ""
     for cell in cells:
         source = "".join(cell["source"])
         if cell["cell_type"] == "markdown":
             headings = [line.lstrip("#").strip() for line in source.splitlines() if line.startswith("## ")]
             section = headings[-1] if headings else section
-            continue
-        if cell["cell_type"] != "code" or set(cell.get("metadata", {}).get("tags", [])) & {"bundle", "install"}:
+        elif cell["cell_type"] == "code":
+            found.append((section, cell))
+    return found
+
+
+def cell_times(executed: Path) -> list[dict]:
+    """Wall seconds of each executed code cell (from the execution timestamps nbclient records), with the section
+    heading above it and its first line. The install and bundle cells are left out."""
+    found = []
+    for section, cell in code_cells(json.loads(executed.read_text(encoding="utf-8"))["cells"]):
+        source = "".join(cell["source"])
+        if set(cell.get("metadata", {}).get("tags", [])) & {"bundle", "install"}:
             continue
         stamps = cell.get("metadata", {}).get("execution", {})
         if "iopub.execute_input" not in stamps or "shell.execute_reply" not in stamps:
