@@ -78,14 +78,14 @@ def test_numbers_quoted_from_reference_runs_are_in_them(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_a_presenter_can_walk_through_it(path):
-    sources = [(cell["cell_type"], "".join(cell["source"])) for cell in cells(path)]
+    found = cells(path)
+    sources = [(cell["cell_type"], "".join(cell["source"])) for cell in found]
+    collapsed = [cell.get("metadata", {}).get("cellView") == "form" for cell in found]  # set-up plumbing on Colab
     run = 0
-    for index, cell in enumerate(cells(path)):
-        collapsed = cell.get("metadata", {}).get("cellView") == "form"  # set-up plumbing, shown as a form on Colab
-        run = run + 1 if cell["cell_type"] == "code" and not collapsed else 0
+    for index, ((kind, _), form) in enumerate(zip(sources, collapsed)):
+        run = run + 1 if kind == "code" and not form else 0
         assert run <= 2, f"cell {index}: more than two code cells in a row without markdown"
-    code = [cell for cell in cells(path) if cell["cell_type"] == "code"]
-    forms = [cell.get("metadata", {}).get("cellView") == "form" for cell in code]
+    forms = [form for (kind, _), form in zip(sources, collapsed) if kind == "code"]
     assert forms[:3] == [True] * 3 and not any(forms[3:]), "the three set-up cells, and only they, are collapsed"
     lines = [line for kind, text in sources if kind == "markdown" for line in text.splitlines()]
     headings = [line for line in lines if line.startswith("## ")]
