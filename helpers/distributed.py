@@ -283,7 +283,7 @@ def load_model(engine_name: str, args: ModelArguments, run: Launch, max_seq_leng
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from helpers import engine, models
+    from helpers import engine, models, plain
 
     if "/" in args.model_name:
         name = args.model_name
@@ -300,7 +300,7 @@ def load_model(engine_name: str, args: ModelArguments, run: Launch, max_seq_leng
             full_finetuning=not args.lora, device_map={"": run.local_rank},
         )
     else:
-        FastLanguageModel = engine.PlainLanguageModel
+        FastLanguageModel = plain.PlainLanguageModel
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(name)
         tokenizer.model_max_length = max_seq_length

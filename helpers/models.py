@@ -160,14 +160,14 @@ def load_model(
     source: str = "auto", max_seq_length: int = 1024, dtype: Any = None, load_in_4bit: bool = False, **kwargs: Any
 ) -> tuple[Any, Any]:
     """(model, tokenizer) through FastLanguageModel.from_pretrained (the plain engine's stand-in where this process
-    runs on it, see helpers.engine), with the hub's special tokens; extra keywords (e.g. full_finetuning=True) go to
+    runs on it, see helpers.plain), with the hub's special tokens; extra keywords (e.g. full_finetuning=True) go to
     from_pretrained. For tests and scripts: the notebooks make these calls visibly."""
-    from helpers import engine
+    from helpers import engine, plain
 
     if engine.name() == "unsloth":
         from unsloth import FastLanguageModel
     else:
-        FastLanguageModel = engine.PlainLanguageModel
+        FastLanguageModel = plain.PlainLanguageModel
 
     model, tokenizer = FastLanguageModel.from_pretrained(
         model_name=model_name(source), max_seq_length=max_seq_length, dtype=dtype, load_in_4bit=load_in_4bit, **kwargs

@@ -47,6 +47,17 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     return _hub_answers(timeout)
 
 
+DATA_SOURCES = ("auto", "hub", "local")
+
+
+def use_hub_data(source: str = "auto") -> bool:
+    """Whether a notebook's (or recipe's) DATA_SOURCE means the hub's dataset: "hub" always, "auto" where the hub is
+    reachable, "local" (the files in data/) never. Anything else raises ValueError."""
+    if source not in DATA_SOURCES:
+        raise ValueError(f"DATA_SOURCE={source!r}: use one of {', '.join(DATA_SOURCES)}")
+    return source == "hub" or (source == "auto" and hub_reachable())
+
+
 def hub_offline_set() -> bool:
     """True when HF_HUB_OFFLINE is set to one of huggingface_hub's on values."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")

@@ -23,7 +23,7 @@ tokens; code: lr 2e-4, linear, weight decay 0.01, 512 tokens). Any field of SFTC
 distributed.ModelArguments or of RecipeArguments below can be set in the YAML file or on the command line (`--max_steps
 10`); the command line wins. With embedding_learning_rate set, the trainer is notebook 05's: UnslothTrainer on Unsloth
 (it reads embedding_learning_rate off its arguments, so the parsed config serves it as UnslothTrainingArguments would),
-helpers.engine.CPTTrainer on the plain engine; without it, TRL's SFTTrainer, as notebook 06. As in the notebooks,
+helpers.plain.CPTTrainer on the plain engine; without it, TRL's SFTTrainer, as notebook 06. As in the notebooks,
 packing is turned off on the plain engine without a GPU (PyTorch's attention there would let packed texts see each
 other). Notebook 05's vocabulary extension (new tokens, two-stage training) stays in the notebook.
 Keep the effective batch (per-device batch x gradient accumulation x processes) at the notebooks' 16 rows when you
@@ -46,10 +46,10 @@ from datasets import Dataset  # noqa: E402  (after the engine: Unsloth patches t
 from transformers import set_seed  # noqa: E402
 from trl import SFTTrainer, TrlParser  # noqa: E402
 
-from helpers import DATA_DIR, corpora, data, engine, evaluation, models, runtime, vocab  # noqa: E402
+from helpers import DATA_DIR, corpora, data, evaluation, models, plain, runtime, vocab  # noqa: E402
 from helpers import results as results_io  # noqa: E402
 
-CPTConfig = engine.CPTConfig  # SFTConfig + embedding_learning_rate (UnslothTrainingArguments' extra field)
+CPTConfig = plain.CPTConfig  # SFTConfig + embedding_learning_rate (UnslothTrainingArguments' extra field)
 NOTEBOOKS = {"hindi": "05_cpt_hindi", "code": "06_cpt_code"}
 
 
@@ -80,7 +80,7 @@ class RecipeArguments:
 def load_texts(script: RecipeArguments, seed: int) -> tuple[list[str], dict, str]:
     """(training texts, held-out sets, where the training text came from), as the notebooks' data cells load them.
     Held-out: {"hindi", "english", "english_ood", "chats"} for Hindi; {"functions", "english_ood", "chats"} for code."""
-    use_hub = script.data_source == "hub" or (script.data_source == "auto" and runtime.hub_reachable())
+    use_hub = runtime.use_hub_data(script.data_source)
     alpaca_heldout = data.load_alpaca(DATA_DIR / "alpaca_heldout.jsonl")  # forgetting: English prose, chat answers
     heldout = {"english_ood": [row["output"] for row in alpaca_heldout],
                "chats": [data.alpaca_to_messages(row) for row in alpaca_heldout]}
@@ -130,7 +130,7 @@ def make_trainer(model, tokenizer, config: CPTConfig, train_texts: list[str]):
     elif ENGINE == "unsloth":
         from unsloth import UnslothTrainer as trainer_cls
     else:
-        trainer_cls = engine.CPTTrainer
+        trainer_cls = plain.CPTTrainer
     return trainer_cls(model=model, processing_class=tokenizer, args=config,
                        train_dataset=Dataset.from_dict({"text": train_texts}))
 

@@ -56,7 +56,7 @@ class RecipeArguments:
 def main(script: RecipeArguments, model_args: distributed.ModelArguments, config: DPOConfig) -> dict | None:
     run = distributed.launch()
     set_seed(config.seed)
-    use_hub = script.data_source == "hub" or (script.data_source == "auto" and runtime.hub_reachable())
+    use_hub = runtime.use_hub_data(script.data_source)
     train_pairs = data.load_preferences_hub(limit=script.hub_train_rows) if use_hub else data.load_preferences(
         DATA_DIR / "dpo_train.jsonl")
     train_pairs = train_pairs[: script.train_rows]

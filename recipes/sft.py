@@ -52,7 +52,7 @@ class RecipeArguments:
 def main(script: RecipeArguments, model_args: distributed.ModelArguments, config: SFTConfig) -> dict | None:
     run = distributed.launch()
     set_seed(config.seed)
-    use_hub = script.data_source == "hub" or (script.data_source == "auto" and runtime.hub_reachable())
+    use_hub = runtime.use_hub_data(script.data_source)
     train_rows = data.load_alpaca_hub(limit=script.hub_train_rows) if use_hub else data.load_alpaca(
         DATA_DIR / "alpaca_train.jsonl")
     train_rows = train_rows[: script.train_rows]

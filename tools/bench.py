@@ -18,11 +18,11 @@ collator produced checks it) between the end of the last warm-up step and the en
 process's peak RSS on a CPU (it includes the model loaded before training) and torch.cuda.max_memory_allocated during
 training on a GPU.
 
-The plain engine is the notebooks' (helpers/engine.py, what SMOL_ENGINE=plain runs): the model through
+The plain engine is the notebooks' (helpers/plain.py, what SMOL_ENGINE=plain runs): the model through
 PlainLanguageModel.from_pretrained and .get_peft_model (AutoModelForCausalLM + peft.get_peft_model, transformers'
 gradient checkpointing), trained by stock trl.SFTTrainer. TRL 1.15's SFTTrainer scores tokens with a fused LM head
 whose Triton kernel (trl/kernels/chunked_logprob.py) cannot run without a GPU ("0 active drivers"); off CUDA the
-engine swaps that kernel for the same per-token log-probabilities in torch (engine.use_torch_lm_head, what TRL 1.16
+engine swaps that kernel for the same per-token log-probabilities in torch (torch_lm_head.use_for, what TRL 1.16
 does by itself; Unsloth 2026.10.9 pins trl<=1.15.0). `--plain-loss trl` keeps the Triton kernel (to see the failure on
 a CPU); `--plain-loss model` instead overrides compute_loss with transformers' Trainer.compute_loss (the model's own
 cross-entropy over the full logits), the extension point TRL's deprecation message names.
@@ -71,12 +71,12 @@ DEFAULT_STEPS = 20  # timed optimizer steps: about a minute per engine on a 2-co
 DEFAULT_WARMUP = 2  # untimed optimizer steps before them (first-step allocations, Unsloth's compilation)
 
 _PLAIN = (
-    "the notebooks' plain engine (helpers/engine.py), no Unsloth in the process: AutoModelForCausalLM + "
+    "the notebooks' plain engine (helpers/plain.py), no Unsloth in the process: AutoModelForCausalLM + "
     "peft.get_peft_model through PlainLanguageModel, trl.SFTTrainer (TRL's dataset preparation and completion-only "
     "collator)"
 )
 PLAIN_TORCH_HEAD = _PLAIN + (
-    " with TRL's fused LM head computed in torch (engine.use_torch_lm_head), because TRL 1.15's Triton kernel for it "
+    " with TRL's fused LM head computed in torch (torch_lm_head.use_for), because TRL 1.15's Triton kernel for it "
     "needs a GPU"
 )
 PLAIN_MODEL_LOSS = _PLAIN + " with compute_loss = transformers.Trainer.compute_loss (the model's own cross-entropy)"
@@ -390,17 +390,17 @@ def build_plain(max_steps: int, output_dir: Path, plain_loss: str):
     from transformers import Trainer, set_seed
     from trl import SFTTrainer
 
-    from helpers import engine
+    from helpers import engine, plain, torch_lm_head
 
     gpu = torch.cuda.is_available()
     if plain_loss == "auto":
-        plain_loss = "torch" if engine.use_torch_lm_head() else "trl"
+        plain_loss = "torch" if torch_lm_head.use_for(engine.accelerator()) else "trl"
     set_seed(SEED)
-    model, tokenizer = engine.PlainLanguageModel.from_pretrained(
+    model, tokenizer = plain.PlainLanguageModel.from_pretrained(
         model_name=model_dir(), max_seq_length=MAX_SEQ_LENGTH, dtype=engine.default_dtype(), load_in_4bit=False
     )
     models.set_hub_special_tokens(tokenizer)
-    model = engine.PlainLanguageModel.get_peft_model(
+    model = plain.PlainLanguageModel.get_peft_model(
         model, r=LORA_R, lora_alpha=LORA_ALPHA, lora_dropout=LORA_DROPOUT, target_modules=TARGET_MODULES,
         bias="none", use_gradient_checkpointing="unsloth", random_state=SEED,
     )

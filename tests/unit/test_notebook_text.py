@@ -86,7 +86,11 @@ def test_a_presenter_can_walk_through_it(path):
         run = run + 1 if kind == "code" and not form else 0
         assert run <= 2, f"cell {index}: more than two code cells in a row without markdown"
     forms = [form for (kind, _), form in zip(sources, collapsed) if kind == "code"]
-    assert forms[:3] == [True] * 3 and not any(forms[3:]), "the three set-up cells, and only they, are collapsed"
+    records = [form for (kind, text), form in zip(sources, collapsed) if kind == "code" and "results.record(" in text]
+    assert forms[:3] == [True] * 3 and records == [True], "the three set-up cells and the record cell are collapsed"
+    assert sum(forms) == 4, "only the three set-up cells and the one results.record cell are collapsed"
+    titled = [text.startswith("#@title") for (kind, text), form in zip(sources, collapsed) if kind == "code" and form]
+    assert all(titled), "a collapsed cell starts with a #@title line, which Colab shows in place of its code"
     lines = [line for kind, text in sources if kind == "markdown" for line in text.splitlines()]
     headings = [line for line in lines if line.startswith("## ")]
     for part in ("When to use", "Best practices and common pitfalls", "Exercises"):

@@ -88,7 +88,7 @@ def test_stage_one_trains_only_the_new_rows_then_undo_restores_training(case):
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from helpers import engine
+    from helpers import plain
 
     tied, modules, ensure_tying, n_copies = PEFT_CASES[case]
     torch.manual_seed(0)
@@ -104,7 +104,7 @@ def test_stage_one_trains_only_the_new_rows_then_undo_restores_training(case):
              if n.endswith("modules_to_save.default.weight") and w.requires_grad}
     assert len(named) == 2 and (n_copies == 1) == (len({id(w) for w in named.values()}) == 1)
     assert model.get_output_embeddings().weight is copies[-1]  # lm_head scores with the (last) trained copy
-    assert len(engine.embedding_parameters(model)[0]) == n_copies  # CPTTrainer's embedding group: each copy once
+    assert len(plain.embedding_parameters(model)[0]) == n_copies  # CPTTrainer's embedding group: each copy once
     lora_before = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
     rows_before = [c.detach().clone() for c in copies]
     new_ids = [36, 37, 38, 39]

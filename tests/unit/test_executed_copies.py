@@ -1,0 +1,97 @@
+"""The executed copies under notebooks/executed/: built from a reference run, and still the notebooks' code."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tools import readme_results, save_reference
+
+ROOT = Path(__file__).resolve().parents[2]
+COPIES = sorted((ROOT / "notebooks" / "executed").glob("*.ipynb"))
+
+
+def code(source: str, outputs: list | None = None, tags: tuple = ()) -> dict:
+    stamps = {"iopub.execute_input": "2026-12-02T10:00:00Z", "shell.execute_reply": "2026-12-02T10:00:01Z"}
+    return {"cell_type": "code", "source": source, "outputs": outputs or [], "execution_count": 1,
+            "metadata": {"execution": stamps, "tags": list(tags)}}
+
+
+def test_an_executed_copy_says_what_it_is_and_keeps_the_outputs(tmp_path, monkeypatch):
+    monkeypatch.setattr(save_reference, "ROOT", tmp_path)
+    reference = tmp_path / "data" / "reference" / "01_full_finetuning" / "full-cpu" / "results.json"
+    reference.parent.mkdir(parents=True)
+    reference.write_text(json.dumps({"notebook": "01_full_finetuning", "profile": "full", "engine": "unsloth",
+                                     "device": "CPU (2 cores)", "measured": "2026-12-02 on a 2-core CPU"}))
+    printed = {"output_type": "stream", "name": "stdout", "text": "eval_loss 1.57\n"}
+    widget = {"output_type": "display_data", "metadata": {},
+              "data": {"text/plain": "VBox()", "application/vnd.jupyter.widget-view+json": {"model_id": "x"}}}
+    executed = tmp_path / "01.ipynb"
+    executed.write_text(json.dumps({"metadata": {"widgets": {"state": "big"}}, "nbformat": 4, "nbformat_minor": 5,
+                                    "cells": [code('unpack_helpers("id", "' + "A" * 5000 + '")', tags=("bundle",)),
+                                              code("print(eval_loss)", [printed]),
+                                              code("playground.show()", [widget, printed])]}))
+    nb = save_reference.executed_copy(executed, reference)
+    header = "".join(nb["cells"][0]["source"])
+    assert nb["cells"][0]["cell_type"] == "markdown"
+    for words in ("full profile", "CPU (2 cores)", "2026-12-02 on a 2-core CPU",
+                  "data/reference/01_full_finetuning/full-cpu/results.json", "quantised"):
+        assert words in header
+    assert "AAAA" not in json.dumps(nb) and "widgets" not in nb["metadata"]
+    assert nb["cells"][2]["outputs"] == [printed] and nb["cells"][3]["outputs"] == [printed]
+    assert all("execution" not in c["metadata"] for c in nb["cells"])
+    assert save_reference.comparable_code(nb["cells"]) == ["<bundle>", "print(eval_loss)", "playground.show()"]
+
+
+def test_the_drift_check_sees_a_changed_code_cell():
+    notebook = [code("x = 1", tags=("bundle",)), {"cell_type": "markdown", "source": "## 2"}, code("LR = 1e-4")]
+    copy = [code("# left out", tags=("bundle",)), {"cell_type": "markdown", "source": "## 2"}, code("LR = 1e-4")]
+    assert save_reference.comparable_code(copy) == save_reference.comparable_code(notebook)
+    copy[2] = code("LR = 2e-4")
+    assert save_reference.comparable_code(copy) != save_reference.comparable_code(notebook)
+
+
+@pytest.mark.parametrize("copy", COPIES, ids=[p.stem for p in COPIES])
+def test_each_executed_copy_is_its_notebooks_code_and_reference(copy):
+    nb = json.loads(copy.read_text(encoding="utf-8"))
+    source = json.loads((ROOT / "notebooks" / copy.name).read_text(encoding="utf-8"))
+    assert save_reference.comparable_code(nb["cells"]) == save_reference.comparable_code(source["cells"]), (
+        f"{copy.relative_to(ROOT)} no longer runs the notebook's code: re-run it in the full profile and save it with "
+        "tools/save_reference.py --executed (or delete the copy)"
+    )
+    header = "".join(nb["cells"][0]["source"])
+    reference = ROOT / header.split("Its numbers are `")[1].split("`")[0]
+    run = json.loads(reference.read_text(encoding="utf-8"))
+    assert run["profile"] == "full" and "variant" not in run and run["notebook"] == copy.stem
+    assert run["measured"] in header and run["device"] in header
+    assert all(c["execution_count"] for c in nb["cells"] if c["cell_type"] == "code"), "every code cell ran"
+
+
+def test_readme_and_teaching_link_each_executed_copy():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    teaching = (ROOT / "notebooks" / "TEACHING.md").read_text(encoding="utf-8")
+    for name, path, kb in readme_results.executed_copies():
+        assert f"[`{path}`]({path}) ({kb} KB)" in readme
+        assert f"(executed/{name}.ipynb) ({kb} KB)" in teaching
+
+
+def test_plots_are_re_encoded_smaller_at_the_same_size():
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.imshow([[((i * 7) ^ (j * 13)) % 97 for j in range(120)] for i in range(80)], cmap="viridis")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    smaller = save_reference.smaller_png(encoded)
+    assert len(smaller) < len(encoded)
+    before, after = (Image.open(io.BytesIO(base64.b64decode(e))) for e in (encoded, smaller))
+    assert after.size == before.size and after.format == "PNG"
