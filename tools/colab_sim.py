@@ -22,7 +22,8 @@
 With `t4`: copies tests/colab_t4.ipynb alone into an empty folder of a fresh venv-colab-sim/ and executes it there
 (REPO: this working tree; NOTEBOOKS: the ones named), asserting that it ran through, wrote its report, and that every
 chosen notebook passed. The functions named t4_* are the ones that notebook calls, on a real Colab too.
-A JSON report goes to runs/colab-sim/report.json (one part per mode), and its numbers to the README's colab-sim block.
+A JSON report goes to runs/colab-sim/report.json (one part per mode), and its numbers to the colab-sim block of
+docs/MEASUREMENTS.md.
 """
 
 from __future__ import annotations
@@ -850,7 +851,7 @@ def main(argv: list[str]) -> int:
     write_readme(report)
     log(
         f"passed: {len(numbers)} notebook(s) in {part['seconds']:.0f} s; "
-        f"report in {REPORT.relative_to(ROOT)}; README.md updated"
+        f"report in {REPORT.relative_to(ROOT)}; docs/MEASUREMENTS.md updated"
     )
     return 0
 
@@ -874,7 +875,7 @@ def load_note(part: dict) -> str:
 
 
 def readme_lines(report: dict) -> list[str]:
-    """The README's colab-sim block from a report (both parts, each from its own run)."""
+    """The colab-sim block (docs/MEASUREMENTS.md) from a report (both parts, each from its own run)."""
     lines: list[str] = []
     sim = report.get("notebooks")
     if sim:
@@ -945,8 +946,8 @@ def readme_lines(report: dict) -> list[str]:
     return lines
 
 
-def write_readme(report: dict, readme: Path = ROOT / "README.md") -> None:
-    """Put the measurements between the README's colab-sim markers (numbers from the runs, not typed)."""
+def write_readme(report: dict, readme: Path = ROOT / "docs" / "MEASUREMENTS.md") -> None:
+    """Put the measurements between the colab-sim markers of docs/MEASUREMENTS.md (numbers from the runs, not typed)."""
     text = readme.read_text(encoding="utf-8")
     head, rest = text.split(README_START, 1)
     _, tail_ = rest.split(README_END, 1)

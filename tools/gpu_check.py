@@ -279,7 +279,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 def commit_command(files_at: str = "<files_at of the device call>") -> str:
     return (f"tar -xzf {files_at}/gpu-check.tar.gz -C . data/reference && venv/bin/python tools/sync_notebooks.py && "
-            "venv/bin/python tools/readme_results.py && git add data/reference README.md notebooks && "
+            "venv/bin/python tools/readme_results.py && git add data/reference docs/MEASUREMENTS.md notebooks && "
             "git commit -m 'GPU check: references measured by ./setup_venv.sh gpu-check'")
 
 

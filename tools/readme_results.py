@@ -1,12 +1,12 @@
-"""Write the measured tables of README.md and notebooks/TEACHING.md from the committed reference results.
+"""Write the measured tables of docs/MEASUREMENTS.md and notebooks/TEACHING.md from the committed reference results.
 
   python tools/readme_results.py            rewrite the tables
   python tools/readme_results.py --check    exit 1 if a table differs from data/reference/
 
-README.md gets one table of every results.json, between its two markers. TEACHING.md gets, per notebook between
-<!-- measured:<notebook>:start --> and <!-- measured:<notebook>:end -->, the before -> after numbers of each reference
-run and the wall time of each long cell (cell_times.json). The numbers come from data/reference/ (see
-tools/save_reference.py), never typed by hand.
+docs/MEASUREMENTS.md gets one table of every results.json and the other measured blocks, each between its markers.
+TEACHING.md gets, per notebook between <!-- measured:<notebook>:start --> and <!-- measured:<notebook>:end -->, the
+before -> after numbers of each reference run, the link to its executed copy and the wall time of each long cell
+(cell_times.json). The numbers come from data/reference/ (see tools/save_reference.py), never typed by hand.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+MEASUREMENTS = ROOT / "docs" / "MEASUREMENTS.md"
 TEACHING = ROOT / "notebooks" / "TEACHING.md"
 START, END = "<!-- reference-results:start -->", "<!-- reference-results:end -->"
 LONG_CELL_S = 5.0  # cells at least this slow in some reference run are listed in TEACHING.md
@@ -43,7 +43,7 @@ def block() -> str:
     copies = executed_copies()
     lines += ["", "Executed copies of the full-profile reference runs, to read every output without running anything "
                   "(plots included; GitHub and Jupyter show them):", ""]
-    lines += [f"- [`{path}`]({path}) ({kb} KB)" for _, path, kb in copies] or ["- none committed yet"]
+    lines += [f"- [`{path}`](../{path}) ({kb} KB)" for _, path, kb in copies] or ["- none committed yet"]
     missing = sorted({p.name for p in results.notebook_reference_dirs()} - {name for name, _, _ in copies})
     if copies and missing:
         lines.append(f"- not yet for {', '.join(missing)} (their reference runs predate the executed copies)")
@@ -263,12 +263,12 @@ def spread_block() -> str:
 
 
 def render(readme: str) -> str:
-    readme = replace_block(readme, START, END, block(), "README.md")
-    readme = replace_block(readme, SPREAD_START, SPREAD_END, spread_block(), "README.md")
-    readme = replace_block(readme, ENGINES_START, ENGINES_END, engines_block(), "README.md")
-    readme = replace_block(readme, BENCH_START, BENCH_END, bench_block(), "README.md")
-    readme = replace_block(readme, RECIPES_START, RECIPES_END, recipes_block(), "README.md")
-    return replace_block(readme, TIMES_START, TIMES_END, times_block(), "README.md")
+    readme = replace_block(readme, START, END, block(), "docs/MEASUREMENTS.md")
+    readme = replace_block(readme, SPREAD_START, SPREAD_END, spread_block(), "docs/MEASUREMENTS.md")
+    readme = replace_block(readme, ENGINES_START, ENGINES_END, engines_block(), "docs/MEASUREMENTS.md")
+    readme = replace_block(readme, BENCH_START, BENCH_END, bench_block(), "docs/MEASUREMENTS.md")
+    readme = replace_block(readme, RECIPES_START, RECIPES_END, recipes_block(), "docs/MEASUREMENTS.md")
+    return replace_block(readme, TIMES_START, TIMES_END, times_block(), "docs/MEASUREMENTS.md")
 
 
 def replace_block(text: str, start: str, end: str, body: str, name: str) -> str:
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
     stale = 0
-    for path, render_file in ((README, render), (TEACHING, render_teaching)):
+    for path, render_file in ((MEASUREMENTS, render), (TEACHING, render_teaching)):
         old = path.read_text(encoding="utf-8")
         new = render_file(old)
         if args.check:

@@ -15,7 +15,7 @@ copy jupyter nbconvert --execute wrote) it also writes cell_times.json beside it
 and wall time, which notebooks/TEACHING.md quotes; for the notebook's own full-profile run (no --variant, no --recipe)
 it also writes the executed copy students and teachers preview, notebooks/executed/<notebook>.ipynb (see
 executed_copy). Then run python tools/sync_notebooks.py (the notebooks' bundles carry
-data/, reference results included) and python tools/readme_results.py (README and TEACHING.md tables).
+data/, reference results included) and python tools/readme_results.py (docs/MEASUREMENTS.md and TEACHING.md tables).
 """
 
 from __future__ import annotations

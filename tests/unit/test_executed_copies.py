@@ -67,11 +67,11 @@ def test_each_executed_copy_is_its_notebooks_code_and_reference(copy):
     assert all(c["execution_count"] for c in nb["cells"] if c["cell_type"] == "code"), "every code cell ran"
 
 
-def test_readme_and_teaching_link_each_executed_copy():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_measurements_and_teaching_link_each_executed_copy():
+    readme = (ROOT / "docs" / "MEASUREMENTS.md").read_text(encoding="utf-8")
     teaching = (ROOT / "notebooks" / "TEACHING.md").read_text(encoding="utf-8")
     for name, path, kb in readme_results.executed_copies():
-        assert f"[`{path}`]({path}) ({kb} KB)" in readme
+        assert f"[`{path}`](../{path}) ({kb} KB)" in readme
         assert f"(executed/{name}.ipynb) ({kb} KB)" in teaching
 
 

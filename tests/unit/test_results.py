@@ -139,7 +139,8 @@ def test_readme_and_teaching_tables_are_generated_from_data_reference(tmp_path, 
 
     assert readme_results.main(["--check"]) == 0, "run python tools/readme_results.py"
     # A changed table in either file makes the check fail; rewriting repairs it.
-    for name, marker in (("README", readme_results.START), ("TEACHING", "<!-- measured:01_full_finetuning:start -->")):
+    for name, marker in (("MEASUREMENTS", readme_results.START),
+                         ("TEACHING", "<!-- measured:01_full_finetuning:start -->")):
         copy = tmp_path / f"{name}.md"
         original = getattr(readme_results, name)
         stale = original.read_text(encoding="utf-8").replace(marker, marker + "\n| a stale row |", 1)
