@@ -43,10 +43,10 @@ from typing import Any
 
 import yaml
 
-from helpers import distributed, models, runtime
+from helpers import distributed, models, results, runtime
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT_DIR = ROOT / "runs" / "bench"
+OUT_DIR = results.runs_root() / "bench"  # runs/bench, or under $SMOL_RUNS_DIR
 ENGINES = ("unsloth", "plain")
 
 # Notebook 02's settings, for both engines: its recipe's config, which tests/unit/test_recipes.py compares with the

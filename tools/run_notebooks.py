@@ -29,7 +29,7 @@ import zmq
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from helpers import runtime
+from helpers import results, runtime
 from helpers.results import REFERENCE_DIR
 
 try:  # a test or tools/spread.py (the repository on the path), or this file run as a script (tools/ on the path)
@@ -232,10 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="*", help="numbers of the notebooks to run (default: all)")
     args = parser.parse_args(argv)
     chosen = choose(args.notebooks)
-    profile = "smoke" if os.environ.get("SMOKE_TEST", "0") == "1" else "full"
+    profile = runtime.profile()  # SMOKE_TEST read as the notebooks read it
     gpu = runtime.has_gpu()
     device = "gpu" if gpu else "cpu"
-    runs = Path(os.environ.get("SMOL_RUNS_DIR", ROOT / "runs")).resolve()
+    runs = results.runs_root().resolve()
     os.environ["SMOL_RUNS_DIR"] = str(runs)  # absolute, for kernels that start in notebooks/
     expected = {p.stem: expected_seconds(p.stem, profile, device) for p in chosen}
     known = [s for s in expected.values() if s is not None]
