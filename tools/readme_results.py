@@ -23,13 +23,10 @@ START, END = "<!-- reference-results:start -->", "<!-- reference-results:end -->
 LONG_CELL_S = 5.0  # cells at least this slow in some reference run are listed in TEACHING.md
 
 
-EXECUTED = ROOT / "notebooks" / "executed"
-
-
 def executed_copies() -> list[tuple[str, str, int]]:
     """(notebook, path from the repository root, size in KB) of each committed executed copy."""
     return [(p.stem, p.relative_to(ROOT).as_posix(), round(p.stat().st_size / 1024))
-            for p in sorted(EXECUTED.glob("*.ipynb"))]
+            for p in sorted((ROOT / "notebooks" / "executed").glob("*.ipynb"))]
 
 
 def block() -> str:
