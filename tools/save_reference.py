@@ -146,11 +146,10 @@ def executed_copy(executed: Path, reference: Path) -> dict:
                     del data[WIDGET_VIEW]
                     if not set(data) - {"text/plain"}:
                         continue
+                if "image/png" in data:
+                    data["image/png"] = smaller_png(data["image/png"])
                 kept.append(output)
             cell["outputs"] = kept
-            for output in cell["outputs"]:
-                if "image/png" in output.get("data", {}):
-                    output["data"]["image/png"] = smaller_png(output["data"]["image/png"])
     nb.get("metadata", {}).pop("widgets", None)
     name = run["notebook"]
     where = reference.resolve().relative_to(ROOT.resolve()).as_posix()
