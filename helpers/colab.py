@@ -21,8 +21,11 @@ HELD = ("torch", "torchvision", "torchaudio", "numpy", "triton")
 
 
 def in_colab(env: dict[str, str] | None = None) -> bool:
-    """True inside a Colab runtime (COLAB_RELEASE_TAG is set there)."""
-    return "COLAB_RELEASE_TAG" in (os.environ if env is None else env)
+    """True inside a Colab runtime: COLAB_RELEASE_TAG is set there (in `env` when given, else in os.environ), or this
+    process has imported google.colab."""
+    if env is not None:
+        return "COLAB_RELEASE_TAG" in env
+    return "COLAB_RELEASE_TAG" in os.environ or "google.colab" in sys.modules
 
 
 def normalize(name: str) -> str:

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from helpers import torch_lm_head
+from helpers import runtime, torch_lm_head
 
 ENGINES = ("auto", "unsloth", "plain")
 ENV_VAR = "SMOL_ENGINE"
@@ -25,8 +25,6 @@ _chosen: str | None = None
 def accelerator() -> str:
     """Where the plain engine computes: 'cuda', 'mps' (Apple silicon) or 'cpu'."""
     import torch
-
-    from helpers import runtime
 
     if torch.cuda.is_available():
         return "cuda"

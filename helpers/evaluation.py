@@ -6,6 +6,8 @@ import math
 import re
 from typing import Any
 
+from helpers import generation
+
 Messages = list[dict[str, str]]
 
 
@@ -232,8 +234,6 @@ def fact_check(
 ) -> list[dict[str, Any]]:
     """Ask each fact question (greedy, chat template) and judge the answer with answer_is_right: one row per question
     with its `answer` and `right`."""
-    from helpers.generation import generate
-
-    answers = generate(model, tokenizer, [f["question"] for f in facts], max_new_tokens)
+    answers = generation.generate(model, tokenizer, [f["question"] for f in facts], max_new_tokens)
     return [{"question": f["question"], "answer": a, "right": answer_is_right(a, f["answers"])}
             for f, a in zip(facts, answers)]

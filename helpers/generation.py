@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from helpers import display
+from helpers.corpora import DEVANAGARI
 
 Prompt = str | list[dict[str, str]]
 
@@ -102,8 +104,6 @@ def loop_check(text: str, script: Any = None, min_share: float = 0.5, min_distin
     """Does a continuation stay in the script and avoid loops? `script_share`: share of its letters that match `script`
     (a compiled regex; corpora.DEVANAGARI by default); `distinct_bigrams`: distinct word bigrams / all word bigrams
     (a loop like "में में में" scores near 0). `passes` needs both at or above their thresholds."""
-    from helpers.corpora import DEVANAGARI
-
     script = script or DEVANAGARI
     letters = [c for c in text if c.isalpha() or "\u0900" <= c <= "\u097F"]
     share = sum(bool(script.match(c)) for c in letters) / len(letters) if letters else 0.0
@@ -121,8 +121,6 @@ def decoding_speed(model: Any, tokenizer: Any, texts: list[str]) -> dict[str, fl
     """Generation speed in characters per second, measured on given texts: each text is fed one token per forward pass
     with the key/value cache, the work generate() does for every new token, but on the text's own tokens. Two
     tokenizers are then timed on the same characters, whatever a model would have chosen to write (or when it stops)."""
-    import time
-
     import torch
 
     was_training = model.training

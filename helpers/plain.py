@@ -11,6 +11,7 @@ TRL's SFTTrainer, DPOTrainer and GRPOTrainer are used unchanged.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,8 +86,6 @@ def save_merged_16bit(model: Any, tokenizer: Any, folder: str | Path) -> Path:
     """What Unsloth's model.save_pretrained_merged(folder, tokenizer, save_method="merged_16bit") writes, through
     PEFT: the LoRA update folded into a copy of the weights (merge_and_unload), saved in bfloat16 (float16 on a GPU
     without it) with the tokenizer. The PEFT model itself keeps its adapter."""
-    import copy
-
     import torch
 
     folder = Path(folder)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,9 @@ if matplotlib.get_backend().lower() == "agg" or not matplotlib.get_backend():
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from helpers.models import lora_factors  # noqa: E402
+from helpers.results import series  # noqa: E402
+
 
 def _finish(fig: plt.Figure, path: str | Path | None, title: str = "") -> plt.Figure:
     """Title, tight layout, and a PNG at `path` when one is given."""
@@ -21,12 +25,6 @@ def _finish(fig: plt.Figure, path: str | Path | None, title: str = "") -> plt.Fi
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig
-
-def series(log_history: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
-    """(steps, values) of one logged metric, e.g. 'loss', 'eval_loss' or 'rewards/margins'."""
-    points = [(entry["step"], float(entry[key])) for entry in log_history if key in entry and "step" in entry]
-    return [s for s, _ in points], [v for _, v in points]
-
 
 def running_mean(values: list[float], window: int) -> list[float]:
     """Mean of the last `window` values at each point (fewer at the start)."""
@@ -171,8 +169,6 @@ def plot_lora_update(model: Any, module_name: str, path: str | Path | None = Non
     numbers and the rank of delta W in the titles. Panels are not to scale: r is much smaller than d_in and d_out."""
     import torch
 
-    from helpers.models import lora_factors
-
     f = lora_factors(model, module_name)
     a, b, delta = f["A"], f["B"], f["delta"]
     r, d_in, d_out = a.shape[0], a.shape[1], b.shape[0]
@@ -213,8 +209,6 @@ def plot_lora_update(model: Any, module_name: str, path: str | Path | None = Non
 def dpo_loss_curve(beta: float, logratio_margins: list[float]) -> tuple[list[float], list[float]]:
     """DPO's loss -log sigmoid(beta * d) and its gradient weight sigmoid(-beta * d) at each log-ratio margin
     d = (log pi - log ref)(chosen) - (log pi - log ref)(rejected), in nats."""
-    import math
-
     losses = [math.log1p(math.exp(-beta * d)) if beta * d > -30 else -beta * d for d in logratio_margins]
     weights = [1.0 / (1.0 + math.exp(beta * d)) if beta * d < 30 else 0.0 for d in logratio_margins]
     return losses, weights
@@ -225,8 +219,6 @@ def plot_dpo_loss(
 ) -> plt.Figure:
     """Two panels over the log-ratio margin d (nats), one curve per beta: DPO's loss -log sigmoid(beta * d), and the
     weight sigmoid(-beta * d) that scales each pair's gradient (how hard a pair still pushes)."""
-    import math
-
     if not betas:
         raise ValueError("give at least one beta, e.g. [0.05, 0.1, 0.5]")
     steps = 200

@@ -6,6 +6,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from helpers import generation, rewards
+
 SYSTEM_PROMPT = (
     "Solve the problem. First think step by step inside <reasoning> </reasoning>, "
     "then give only the final integer inside <answer> </answer>."
@@ -123,8 +125,6 @@ def solve_rate(
 ) -> dict[str, Any]:
     """Greedy answers to `problems`: accuracy, format-compliance rate, accuracy per level, whether each problem was
     answered right (`right`, in order: for paired counts with helpers.paired) and one row per problem."""
-    from helpers import generation, rewards
-
     completions = generation.generate(
         model, tokenizer, [to_prompt(p) for p in problems], max_new_tokens, batch_size=batch_size
     )
@@ -164,8 +164,6 @@ def pass_at_k(
     mixed: share of problems whose k samples are neither all right nor all wrong. Only those give GRPO a gradient
     from the correctness reward: a group where every sample scores the same has zero advantage.
     """
-    from helpers import generation, rewards
-
     prompts = [to_prompt(p) for p in problems for _ in range(k)]
     completions = generation.generate(
         model, tokenizer, prompts, max_new_tokens, temperature=temperature, top_p=1.0, batch_size=batch_size

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from helpers import DATA_DIR
+from helpers import DATA_DIR, engine, runtime
 from helpers import ROOT as REPO_ROOT
 
 REFERENCE_DIR = DATA_DIR / "reference"
@@ -69,8 +69,6 @@ def load_reference(
     own settings before a "variant" (one knob changed, e.g. a second seed); its "reference" key names the file. With
     `variant` (e.g. "SEED = 2"), only that variant qualifies. None when no such reference is committed.
     """
-    from helpers import engine, runtime
-
     gpu = runtime.has_gpu() if gpu is None else gpu
     found = []
     for path in sorted((REFERENCE_DIR / notebook).glob("*/results.json")):
@@ -126,8 +124,6 @@ def reference_note(run: dict[str, Any]) -> str:
 def header(notebook: str, profile: str) -> dict[str, Any]:
     """The fields every results.json starts with: notebook, profile, device, environment, engine (and whether unsloth
     was imported), versions."""
-    from helpers import engine, runtime
-
     found = {
         "notebook": notebook,
         "profile": profile,
@@ -142,11 +138,15 @@ def header(notebook: str, profile: str) -> dict[str, Any]:
     return found
 
 
+def series(log_history: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of one logged metric, e.g. 'loss', 'eval_loss' or 'rewards/margins'."""
+    points = [(entry["step"], float(entry[key])) for entry in log_history if key in entry and "step" in entry]
+    return [s for s, _ in points], [v for _, v in points]
+
+
 def training_summary(log_history: list[dict[str, Any]], cost: Any, loss_key: str = "loss") -> dict[str, Any]:
     """Steps, passes over the training data (epochs, as the Trainer logs them), wall time and peak memory (a
     runtime.Measurement), first/last train loss and the loss curve."""
-    from helpers.plots import series
-
     steps, losses = series(log_history, loss_key)
     if not steps:
         raise ValueError(f"no {loss_key!r} in the log history: train with logging_steps=1")

@@ -13,30 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from helpers import colab, t4
+from helpers.switches import env_flag
+
 try:  # Unix only (Linux, macOS): the process's peak resident memory
     import resource
 except ImportError:  # Windows: psutil's peak working set instead (peak_rss_mb)
     resource = None  # type: ignore[assignment]
 
 VERSIONED_PACKAGES = ("torch", "transformers", "trl", "peft", "unsloth", "unsloth_zoo", "datasets", "accelerate")
-
-
-def in_colab() -> bool:
-    """True inside Google Colab."""
-    from helpers import colab
-
-    return "google.colab" in sys.modules or colab.in_colab()
-
-
-def env_flag(name: str, env: dict[str, str] | None = None, use: str = "") -> bool:
-    """An on/off environment variable: unset, "", 0, false or no is off; 1, true or yes is on; anything else raises
-    ValueError saying how to set it (`use` completes "use NAME=1...")."""
-    value = (os.environ if env is None else env).get(name, "").strip().lower()
-    if value in ("", "0", "false", "no"):
-        return False
-    if value in ("1", "true", "yes"):
-        return True
-    raise ValueError(f"{name}={value!r} is not understood: use {name}=1{use} or unset it.")
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -63,12 +48,13 @@ def hub_offline_set() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+HUB_API = "https://huggingface.co/api/models?limit=1"  # any answer from the hub's API will do
+
+
 @functools.lru_cache(maxsize=None)
 def _hub_answers(timeout: float) -> bool:
-    from helpers.models import HUB_MODEL_ID
-
     try:
-        urllib.request.urlopen(f"https://huggingface.co/api/models/{HUB_MODEL_ID}", timeout=timeout)
+        urllib.request.urlopen(HUB_API, timeout=timeout)
     except Exception:
         return False
     return True
@@ -85,7 +71,7 @@ def has_gpu() -> bool:
 
 def environment() -> str:
     """One of 'colab', 'local-gpu', 'cpu'."""
-    if in_colab():
+    if colab.in_colab():
         return "colab"
     return "local-gpu" if has_gpu() else "cpu"
 
@@ -93,8 +79,6 @@ def environment() -> str:
 def device_name() -> str:
     """A short human-readable name of the device that trains (the real GPU's, also under T4 emulation)."""
     if has_gpu():
-        from helpers import t4
-
         if t4.active():
             return f"{t4.real_device_name()} (emulating a T4)"
         import torch
@@ -154,15 +138,11 @@ def has_mps() -> bool:
 def emulate_t4_if_asked() -> list[str]:
     """With SMOL_EMULATE_T4=1 on a CUDA GPU, take a T4's precision and memory paths (see helpers.t4); call it before
     `import unsloth`. Does nothing otherwise. Returns what it changed."""
-    from helpers import t4
-
     return t4.emulate()
 
 
 def emulated() -> str | None:
     """The emulated GPU ("T4") while helpers.t4 is on, else None."""
-    from helpers import t4
-
     return "T4" if t4.active() else None
 
 

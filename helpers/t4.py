@@ -26,6 +26,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from helpers.switches import env_flag
+
 ENV_VAR = "SMOL_EMULATE_T4"
 T4_NAME = "Tesla T4"
 T4_CAPABILITY = (7, 5)
@@ -38,8 +40,6 @@ _state: dict[str, Any] = {}
 
 def asked(env: dict[str, str] | None = None) -> bool:
     """True when SMOL_EMULATE_T4 is 1/true/yes."""
-    from helpers.runtime import env_flag
-
     return env_flag(ENV_VAR, env)
 
 

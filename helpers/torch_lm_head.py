@@ -8,6 +8,7 @@ falls back to torch off CUDA/XPU, but Unsloth 2026.10.9 pins trl<=1.15.0. So off
 
 from __future__ import annotations
 
+import importlib.metadata
 from typing import Any
 
 TOKEN_CHUNK = 1024  # tokens per LM-head tile: 1024 x 49,152 float32 logits = 192 MB
@@ -73,8 +74,6 @@ def use_for(device: str) -> bool:
     Triton kernel; returns True when it did. TRL 1.16 does the same by itself, so any other TRL is left alone."""
     if device == "cuda":
         return False
-    import importlib.metadata
-
     if importlib.metadata.version("trl") != "1.15.0":
         return False
     import trl.trainer.utils as trl_utils

@@ -7,7 +7,7 @@ python recipes/cpt.py --config recipes/configs/cpt_code.yaml
 
 # Every GPU of this machine, one process each (DDP); set num_processes in the file or with --num_processes
 accelerate launch --config_file recipes/accelerate/multi_gpu.yaml recipes/cpt.py \
-    --config recipes/configs/cpt_code.yaml --gradient_accumulation_steps 1
+    --config recipes/configs/cpt_code.yaml
 
 # DeepSpeed ZeRO-2 (pip install deepspeed first), e.g. for the 1.7B model
 accelerate launch --config_file recipes/accelerate/deepspeed_zero2.yaml recipes/cpt.py \
@@ -15,7 +15,7 @@ accelerate launch --config_file recipes/accelerate/deepspeed_zero2.yaml recipes/
 
 # Two processes on a CPU (gloo)
 accelerate launch --config_file recipes/accelerate/cpu_2proc.yaml recipes/cpt.py \
-    --config recipes/configs/cpt_hindi.yaml --gradient_accumulation_steps 1
+    --config recipes/configs/cpt_hindi.yaml
 
 `--corpus hindi|code` picks the training and held-out text; the config files hold each notebook's settings (LoRA r=16;
 Hindi: modules_to_save embed_tokens and lm_head, embedding_learning_rate 2e-5, lr 2e-4, cosine, no weight decay, 256
@@ -23,22 +23,21 @@ tokens; code: lr 2e-4, linear, weight decay 0.01, 512 tokens). Any field of SFTC
 distributed.ModelArguments or of RecipeArguments below can be set in the YAML file or on the command line (`--max_steps
 10`); the command line wins. With embedding_learning_rate set, the trainer is notebook 05's: UnslothTrainer on Unsloth
 (it reads embedding_learning_rate off its arguments, so the parsed config serves it as UnslothTrainingArguments would),
-helpers.plain.CPTTrainer on the plain engine; without it, TRL's SFTTrainer, as notebook 06. As in the notebooks,
-packing is turned off on the plain engine without a GPU (PyTorch's attention there would let packed texts see each
-other). Notebook 05's vocabulary extension (new tokens, two-stage training) stays in the notebook.
-Keep the effective batch (per-device batch x gradient accumulation x processes) at the notebooks' 16 rows when you
-add processes: `--gradient_accumulation_steps 1` on two.
-Writes runs/recipes/<run_name>/results.json: the notebook's held-out measures before and after (05: bits per char of
-Hindi, English and English prose, chat loss; 06: bits per byte of held-out functions, English prose bits per char,
-chat loss) plus what each rank trained on.
-"""
+helpers.plain.CPTTrainer on the plain engine; without it, TRL's SFTTrainer, as notebook 06. As in the notebooks, packing
+is turned off on the plain engine without a GPU (PyTorch's attention there would let packed texts see each other).
+Notebook 05's vocabulary extension (new tokens, two-stage training) stays in the notebook. When you add processes, the
+effective batch (per-device batch x gradient accumulation x processes) stays the notebook's: each process accumulates
+gradient_accumulation_steps (the one-process value) divided by the number of processes
+(distributed.per_process_accumulation, nanoGPT's rule). Writes runs/recipes/<run_name>/results.json: the notebook's
+held-out measures before and after (05: bits per char of Hindi, English and English prose, chat loss; 06: bits per byte
+of held-out functions, English prose bits per char, chat loss) plus what each rank trained on."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass, field
 
-from helpers import distributed
+import distributed  # recipes/distributed.py, beside this script
 
 ENGINE = distributed.choose_engine()  # Unsloth where this launch fits it (one GPU, or DDP), else plain; first
 
@@ -191,4 +190,4 @@ SETTINGS_RECORDED = ("per_device_train_batch_size", "gradient_accumulation_steps
 
 if __name__ == "__main__":
     parser = TrlParser((RecipeArguments, distributed.ModelArguments, CPTConfig))
-    main(*parser.parse_args_and_config(distributed.device_flags()))
+    main(*parser.parse_args_and_config(distributed.command_line()))

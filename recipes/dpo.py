@@ -4,32 +4,30 @@
 python recipes/dpo.py --config recipes/configs/dpo.yaml
 
 # Every GPU of this machine, one process each (DDP); set num_processes in the file or with --num_processes
-accelerate launch --config_file recipes/accelerate/multi_gpu.yaml recipes/dpo.py --config recipes/configs/dpo.yaml \
-    --gradient_accumulation_steps 1
+accelerate launch --config_file recipes/accelerate/multi_gpu.yaml recipes/dpo.py --config recipes/configs/dpo.yaml
 
 # DeepSpeed ZeRO-2 / ZeRO-3 (pip install deepspeed first), e.g. for the 1.7B model
 accelerate launch --config_file recipes/accelerate/deepspeed_zero3.yaml recipes/dpo.py \
     --config recipes/configs/dpo.yaml --model_name HuggingFaceTB/SmolLM2-1.7B-Instruct
 
 # Two processes on a CPU (gloo), as the tests run it
-accelerate launch --config_file recipes/accelerate/cpu_2proc.yaml recipes/dpo.py --config recipes/configs/dpo.yaml \
-    --gradient_accumulation_steps 1
+accelerate launch --config_file recipes/accelerate/cpu_2proc.yaml recipes/dpo.py --config recipes/configs/dpo.yaml
 
 Any field of DPOConfig, of distributed.ModelArguments (model_name, lora_r, ...) or of RecipeArguments below can be set
 in the YAML file or on the command line (`--max_steps 10`); the command line wins. There is no reference model to load:
 with LoRA and ref_model=None, TRL keeps a frozen copy of the untrained adapter (`ref`) and computes the reference
 through it; an untrained adapter adds nothing, so that is the base model, which is what the held-out measure uses with
-the adapter switched off. Keep the effective batch (per-device batch x gradient accumulation x processes) at the
-notebook's 8 pairs when you add processes: `--gradient_accumulation_steps 1` on two.
-Writes runs/recipes/<run_name>/results.json: the notebook's results.json (held-out reward accuracy and margin before
-and after) plus what each rank trained on (rows there are sequences: each pair is a chosen and a rejected row).
-"""
+the adapter switched off. When you add processes, the effective batch (per-device batch x gradient accumulation x
+processes) stays the notebook's: each process accumulates gradient_accumulation_steps (the one-process value) divided by
+the number of processes (distributed.per_process_accumulation, nanoGPT's rule). Writes
+runs/recipes/<run_name>/results.json: the notebook's results.json (held-out reward accuracy and margin before and after)
+plus what each rank trained on (rows there are sequences: each pair is a chosen and a rejected row)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from helpers import distributed
+import distributed  # recipes/distributed.py, beside this script
 
 ENGINE = distributed.choose_engine()  # Unsloth where this launch fits it (one GPU, or DDP), else plain; first
 
@@ -95,4 +93,4 @@ SETTINGS_RECORDED = ("beta", "per_device_train_batch_size", "gradient_accumulati
 
 if __name__ == "__main__":
     parser = TrlParser((RecipeArguments, distributed.ModelArguments, DPOConfig))
-    main(*parser.parse_args_and_config(distributed.device_flags()))
+    main(*parser.parse_args_and_config(distributed.command_line()))

@@ -5,35 +5,33 @@ that `accelerate launch` can scale.
 python recipes/grpo.py --config recipes/configs/grpo.yaml
 
 # Every GPU of this machine, one process each (DDP); set num_processes in the file or with --num_processes
-accelerate launch --config_file recipes/accelerate/multi_gpu.yaml recipes/grpo.py --config recipes/configs/grpo.yaml \
-    --gradient_accumulation_steps 1
+accelerate launch --config_file recipes/accelerate/multi_gpu.yaml recipes/grpo.py --config recipes/configs/grpo.yaml
 
 # A bigger model on every GPU
 accelerate launch --config_file recipes/accelerate/multi_gpu.yaml recipes/grpo.py --config recipes/configs/grpo.yaml \
-    --gradient_accumulation_steps 1 --model_name HuggingFaceTB/SmolLM2-1.7B-Instruct
+    --model_name HuggingFaceTB/SmolLM2-1.7B-Instruct
 
 # Two processes on a CPU (gloo)
-accelerate launch --config_file recipes/accelerate/cpu_2proc.yaml recipes/grpo.py --config recipes/configs/grpo.yaml \
-    --gradient_accumulation_steps 1
+accelerate launch --config_file recipes/accelerate/cpu_2proc.yaml recipes/grpo.py --config recipes/configs/grpo.yaml
 
 Any field of GRPOConfig, of distributed.ModelArguments or of RecipeArguments below can be set in the YAML file or on the
 command line (`--max_steps 10`); the command line wins. The cold start (SFTTrainer on worked solutions in the answer
 format) takes its settings from RecipeArguments (cold_start_steps, cold_start_learning_rate, cold_start_batch_size; 0
 steps skips it); GRPOConfig is GRPO's. Per-device batch x gradient accumulation x processes must be a multiple of
-num_generations; keep it at the notebook's 16 completions (2 prompts x 8) when you add processes:
-`--gradient_accumulation_steps 1` on two. DeepSpeed is not offered here: the cold start and GRPO are two Trainers on one
-model, and each would wrap it in its own DeepSpeed engine.
-Writes runs/recipes/<run_name>/results.json: the notebook's results.json (greedy held-out accuracy of the base model,
-after the cold start and after GRPO) plus what each rank trained on in the cold start (GRPO's trainer has no data
-collator to count with).
-"""
+num_generations; when you add processes, the effective batch (per-device batch x gradient accumulation x processes)
+stays the notebook's: each process accumulates gradient_accumulation_steps (the one-process value) divided by the number
+of processes (distributed.per_process_accumulation, nanoGPT's rule). DeepSpeed is not offered here: the cold start and
+GRPO are two Trainers on one model, and each would wrap it in its own DeepSpeed engine. Writes
+runs/recipes/<run_name>/results.json: the notebook's results.json (greedy held-out accuracy of the base model, after the
+cold start and after GRPO) plus what each rank trained on in the cold start (GRPO's trainer has no data collator to
+count with)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from helpers import distributed
+import distributed  # recipes/distributed.py, beside this script
 
 ENGINE = distributed.choose_engine()  # Unsloth where this launch fits it (one GPU, or DDP), else plain; first
 
@@ -51,7 +49,7 @@ class RecipeArguments:
 
     notebook: str = field(default="04_grpo_reasoning", metadata={"help": "the notebook this run mirrors"})
     n_train_problems: int = field(default=1000, metadata={"help": "generated training problems (all levels)"})
-    n_heldout: int = field(default=400, metadata={"help": "generated held-out problems, scored greedily"})
+    n_heldout: int = field(default=800, metadata={"help": "generated held-out problems, scored greedily"})
     n_pass_at_k: int = field(
         default=64, metadata={"help": "held-out problems sampled num_generations times after the cold start (0: skip)"}
     )
@@ -162,4 +160,4 @@ SETTINGS_RECORDED = ("num_generations", "per_device_train_batch_size", "gradient
 
 if __name__ == "__main__":
     parser = TrlParser((RecipeArguments, distributed.ModelArguments, GRPOConfig))
-    main(*parser.parse_args_and_config(distributed.device_flags()))
+    main(*parser.parse_args_and_config(distributed.command_line()))

@@ -14,18 +14,18 @@ accelerate launch --config_file recipes/accelerate/deepspeed_zero3.yaml recipes/
 # Two processes on a CPU (gloo), as the tests run it
 accelerate launch --config_file recipes/accelerate/cpu_2proc.yaml recipes/sft.py --config recipes/configs/sft_lora.yaml
 
-Any field of SFTConfig, of distributed.ModelArguments (model_name, lora, lora_r, ...) or of RecipeArguments below
-can be set in the YAML file or on the command line
-(`--max_steps 10`); the command line wins. Keep the effective batch (per-device batch x gradient accumulation x
-processes) at the notebook's 16 when you add processes: `--gradient_accumulation_steps 1` on two processes.
-Writes runs/recipes/<run_name>/results.json, the notebooks' results.json plus what each rank trained on.
-"""
+Any field of SFTConfig, of distributed.ModelArguments (model_name, lora, lora_r, ...) or of RecipeArguments below can be
+set in the YAML file or on the command line (`--max_steps 10`); the command line wins. When you add processes, the
+effective batch (per-device batch x gradient accumulation x processes) stays the notebook's: each process accumulates
+gradient_accumulation_steps (the one-process value) divided by the number of processes
+(distributed.per_process_accumulation, nanoGPT's rule). Writes runs/recipes/<run_name>/results.json, the notebooks'
+results.json plus what each rank trained on."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from helpers import distributed
+import distributed  # recipes/distributed.py, beside this script
 
 ENGINE = distributed.choose_engine()  # Unsloth where this launch fits it (one GPU, or DDP), else plain; first
 
@@ -92,4 +92,4 @@ SETTINGS_RECORDED = ("per_device_train_batch_size", "gradient_accumulation_steps
 
 if __name__ == "__main__":
     parser = TrlParser((RecipeArguments, distributed.ModelArguments, SFTConfig))
-    main(*parser.parse_args_and_config(distributed.device_flags()))
+    main(*parser.parse_args_and_config(distributed.command_line()))

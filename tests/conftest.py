@@ -27,18 +27,38 @@ def session_started(request) -> float:
     return request.config.stash.get(SESSION_STARTED, _IMPORTED)
 
 
-@pytest.fixture(scope="session")
-def smol():
-    """(model, tokenizer) of the offline SmolLM2-135M-Instruct through Unsloth, float32 on CPU."""
+def load_offline() -> tuple:
+    """(model, tokenizer) of the offline copy through FastLanguageModel.from_pretrained (the plain engine's stand-in
+    where this process runs on it), float32, with the hub's special tokens: the call the notebooks make visibly."""
     # isort: off
     import unsloth  # noqa: F401  (first: it patches torch and transformers)
     import torch
 
     # isort: on
 
-    from helpers import models
+    from helpers import engine, models, plain
 
-    return models.load_model("offline", max_seq_length=256, dtype=torch.float32)
+    if engine.name() == "unsloth":
+        from unsloth import FastLanguageModel
+    else:
+        FastLanguageModel = plain.PlainLanguageModel
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=models.model_name("offline"), max_seq_length=256, dtype=torch.float32, load_in_4bit=False
+    )
+    models.set_hub_special_tokens(tokenizer)
+    return model, tokenizer
+
+
+@pytest.fixture(scope="session")
+def offline_loader():
+    """load_offline itself, for a test that needs a model of its own."""
+    return load_offline
+
+
+@pytest.fixture(scope="session")
+def smol():
+    """(model, tokenizer) of the offline SmolLM2-135M-Instruct through Unsloth, float32 on CPU."""
+    return load_offline()
 
 
 @pytest.fixture(scope="session")

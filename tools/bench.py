@@ -43,9 +43,12 @@ from typing import Any
 
 import yaml
 
-from helpers import distributed, models, results, runtime
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # recipes/distributed.py, as `recipes.distributed`
+
+from helpers import models, results, runtime  # noqa: E402
+from recipes import distributed  # noqa: E402
+
 OUT_DIR = results.runs_root() / "bench"  # runs/bench, or under $SMOL_RUNS_DIR
 ENGINES = ("unsloth", "plain")
 

@@ -25,8 +25,13 @@ LONG_CELL_S = 5.0  # cells at least this slow in some reference run are listed i
 
 def executed_copies() -> list[tuple[str, str, int]]:
     """(notebook, path from the repository root, size in KB) of each committed executed copy."""
+    try:  # a test (the repository on the path), or this file run as a script (tools/ on the path)
+        from tools.save_reference import EXECUTED
+    except ModuleNotFoundError:
+        from save_reference import EXECUTED
+
     return [(p.stem, p.relative_to(ROOT).as_posix(), round(p.stat().st_size / 1024))
-            for p in sorted((ROOT / "notebooks" / "executed").glob("*.ipynb"))]
+            for p in sorted((ROOT / EXECUTED).glob("*.ipynb"))]
 
 
 def block() -> str:

@@ -23,10 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: `tools` is a folder of the repository
+
+from tools.sync_notebooks import is_bundle  # noqa: E402
 
 
 def save(source: Path, device: str, where: str, recipe: str | None = None, variant: str | None = None) -> Path:
@@ -96,7 +100,8 @@ def save_cell_times(executed: Path, reference: Path) -> Path:
     return target
 
 
-EXECUTED_DIR = ROOT / "notebooks" / "executed"
+EXECUTED = Path("notebooks") / "executed"  # the executed copies, from the repository root
+EXECUTED_DIR = ROOT / EXECUTED
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
@@ -104,7 +109,7 @@ def comparable_code(cells: list[dict]) -> list[str]:
     """The code cells' sources as an executed copy must match its notebook: the generated bundle cell (tag "bundle",
     tens of KB of base64 that change with every edit of helpers/ or data/) is compared by its tag alone."""
     return [
-        "<bundle>" if "bundle" in cell.get("metadata", {}).get("tags", []) else "".join(cell["source"])
+        "<bundle>" if is_bundle(cell) else "".join(cell["source"])
         for cell in cells
         if cell["cell_type"] == "code"
     ]
@@ -135,7 +140,7 @@ def executed_copy(executed: Path, reference: Path) -> dict:
     nb = json.loads(executed.read_text(encoding="utf-8"))
     for cell in nb["cells"]:
         cell.get("metadata", {}).pop("execution", None)
-        if "bundle" in cell.get("metadata", {}).get("tags", []):
+        if is_bundle(cell):
             cell["source"] = ["# The helpers bundle (base64) is left out of this executed copy: open the notebook "
                               "itself to run it.\n"]
         if cell["cell_type"] == "code":

@@ -1,18 +1,23 @@
 """Regenerate the two generated cells at the top of every notebook, or check that they are current.
 
-  python tools/sync_notebooks.py           rewrite them (after changing helpers/, data/ or requirements*.txt)
-  python tools/sync_notebooks.py --check   exit 1 and name the notebooks whose cells are stale (the tests run this)
+  python tools/sync_notebooks.py           rewrite them and recipes/configs/*.yaml (after changing helpers/, data/,
+                                           requirements*.txt or a notebook's Settings)
+  python tools/sync_notebooks.py --check   exit 1 and name the stale files (the tests run this)
 
-The *bundle* cell carries helpers/ and data/ as a base64 .tar.xz, so that a notebook uploaded alone (Colab, or a folder
-of its own) can unpack them; the *install* cell lists the pins that Colab lacks, read from requirements*.txt. Both
-are shown collapsed (a form on Colab, hidden source in JupyterLab), as are two cells written by hand: the third set-up
-cell (tag "setup": imports, engine, profile) and the cell that records the run (tag "record": results.record).
+The *bundle* cell carries what its notebook uses (bundle_files: the helpers modules it imports, the data files it
+names, the references it reads) as a base64 .tar.xz, so that a notebook uploaded alone (Colab, or a folder of its own)
+can unpack them; a change to a file a notebook does not carry leaves that notebook's file as it was. The *install*
+cell lists the pins that Colab lacks, read from requirements*.txt. Both are shown collapsed (a form on Colab, hidden
+source in JupyterLab), as are two cells written by hand: the third set-up cell (tag "setup": imports, engine,
+profile) and the cell that records the run (tag "record": results.record).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import base64
+import fnmatch
 import hashlib
 import io
 import json
@@ -21,9 +26,12 @@ import sys
 import tarfile
 from pathlib import Path
 
-from helpers.colab import normalize
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: `tools` is a folder of the repository
+
+from helpers.colab import normalize  # noqa: E402
+from tools import recipe_configs  # noqa: E402
+
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # What Colab's image lacks (or has too old), installed with their dependencies while Colab's torch, torchvision,
 # torchaudio, numpy and triton stay put. Versions come from requirements.txt.
@@ -132,29 +140,98 @@ def colab_pins() -> tuple[list[str], list[str]]:
     return [main[normalize(n)] for n in COLAB_PINS], [nodeps[normalize(n)] for n in COLAB_NO_DEPS]
 
 
-def bundle_files() -> list[Path]:
-    """What a bundle carries: the helpers package and every data file (the notebooks' reference results included;
-    the recipes' runs under data/reference/recipes/ are not read by any notebook)."""
-    files = sorted((ROOT / "helpers").glob("*.py")) + sorted(p for p in (ROOT / "data").rglob("*") if p.is_file())
-    recipes = ROOT / "data" / "reference" / "recipes"
-    return [p for p in files if "__pycache__" not in p.parts and recipes not in p.parents]
+# Per-item lists in a results.json (every fact, sample, probe, completion, next-line task ...): the tests and tools
+# read them from data/reference/; a notebook reads only the summary numbers of a reference, so its bundle leaves these
+# out (06's next_line_tasks alone is 76 KB).
+PER_ITEM_KEYS = ("facts", "samples", "probes", "completions", "next_line_tasks", "heldout_bits_per_byte_by_function",
+                 "heldout_right")
 
 
-def make_bundle() -> tuple[str, str]:
-    """(bundle id, base64 text) of a reproducible .tar.xz of bundle_files()."""
+def is_bundle(cell: dict) -> bool:
+    """The generated bundle cell (tag "bundle")."""
+    return "bundle" in cell.get("metadata", {}).get("tags", [])
+
+
+def code_of(notebook: Path) -> str:
+    """A notebook's code cells, the generated bundle cell left out."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return "\n".join("".join(c["source"]) for c in cells
+                     if c["cell_type"] == "code" and not is_bundle(c))
+
+
+def literals(source: str) -> set[str]:
+    """Every string constant in `source` (Python code)."""
+    return {n.value for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
+def helpers_named(source: str) -> set[str]:
+    """The helpers modules `source` imports, at any depth (a function-level import counts: it runs when called)."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.level == 1 or node.module == "helpers"):
+            names |= {node.module or "", *(a.name for a in node.names)} if node.level else {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("helpers."):
+            names.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            names |= {a.name.split(".")[1] for a in node.names if a.name.startswith("helpers.")}
+    return {n for n in names if (ROOT / "helpers" / f"{n}.py").is_file()}
+
+
+def helpers_modules(notebook: Path) -> list[str]:
+    """__init__ and every helpers module the notebook imports, followed through the modules' own imports."""
+    found, todo = {"__init__"}, helpers_named(code_of(notebook))
+    while todo:
+        name = todo.pop()
+        found.add(name)
+        todo |= helpers_named((ROOT / "helpers" / f"{name}.py").read_text(encoding="utf-8")) - found
+    return sorted(found)
+
+
+def reference_files(notebook: Path, named: set[str]) -> list[Path]:
+    """The committed references a notebook reads: its own results.json files (results.record compares with them),
+    those of another notebook it names (02 names 01), and files under its reference folder that a path pattern in its
+    code matches (02's "bench-*/bench.json")."""
+    reference = ROOT / "data" / "reference"
+    others = sorted(p for p in reference.iterdir() if p.is_dir() and p.name in named and p.name != notebook.stem)
+    files = [f for folder in [reference / notebook.stem, *others] for f in sorted(folder.glob("*/results.json"))]
+    own = sorted(p for p in (reference / notebook.stem).rglob("*") if p.is_file())
+    patterns = [n for n in named if "/" in n]
+    return files + [p for p in own if p not in files
+                    and any(fnmatch.fnmatch(p.relative_to(reference / notebook.stem).as_posix(), n) for n in patterns)]
+
+
+def bundle_files(notebook: Path) -> dict[str, bytes]:
+    """What a notebook's bundle carries, {path in the repository: content}: the helpers modules it imports
+    (helpers_modules), the data files its code names, data/README.md (their sources and licences) and the references
+    it reads (reference_files), those without their PER_ITEM_KEYS."""
+    code = code_of(notebook)
+    named = literals(code)
+    files = [ROOT / "helpers" / f"{m}.py" for m in helpers_modules(notebook)]
+    files += sorted(p for p in (ROOT / "data").iterdir() if p.is_file() and (p.name in named or p.name == "README.md"))
+    contents = {p.relative_to(ROOT).as_posix(): p.read_bytes() for p in files}
+    for path in reference_files(notebook, named):
+        content = path.read_bytes()
+        if path.name == "results.json":
+            run = {k: v for k, v in json.loads(content).items() if k not in PER_ITEM_KEYS}
+            content = (json.dumps(run, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+        contents[path.relative_to(ROOT).as_posix()] = content
+    return contents
+
+
+def make_bundle(notebook: Path) -> tuple[str, str]:
+    """(bundle id, base64 text) of a reproducible .tar.xz of bundle_files(notebook)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in bundle_files():
-            info = tarfile.TarInfo(path.relative_to(ROOT).as_posix())
-            content = path.read_bytes()
+        for name, content in bundle_files(notebook).items():
+            info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(content), 0, 0o644
             tar.addfile(info, io.BytesIO(content))
     packed = lzma.compress(raw.getvalue(), preset=9 | lzma.PRESET_EXTREME)
     return hashlib.sha256(raw.getvalue()).hexdigest()[:12], base64.b64encode(packed).decode("ascii")
 
 
-def bundle_source() -> str:
-    bundle_id, text = make_bundle()
+def bundle_source(notebook: Path) -> str:
+    bundle_id, text = make_bundle(notebook)
     return f'{BUNDLE_TITLE}\n{UNPACK}unpack_helpers("{bundle_id}", "{text}")  # noqa: E501\n'
 
 
@@ -181,10 +258,12 @@ def cell_by_tag(notebook: dict, tag: str) -> dict:
 
 
 def sync(check: bool = False) -> list[str]:
-    """Rewrite (or, with check=True, only compare) the generated cells; returns the stale notebooks' names."""
-    expected = {"bundle": as_lines(bundle_source()), "install": as_lines(install_source())}
+    """Rewrite (or, with check=True, only compare) the generated cells and the recipes' configs
+    (tools/recipe_configs.py); returns the stale files' names."""
+    install = as_lines(install_source())
     stale = []
     for path in NOTEBOOKS:
+        expected = {"bundle": as_lines(bundle_source(path)), "install": install}
         notebook = json.loads(path.read_text(encoding="utf-8"))
         dirty = False
         for tag, source in expected.items():
@@ -197,7 +276,7 @@ def sync(check: bool = False) -> list[str]:
             stale.append(path.name)
             if not check:
                 path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    return stale
+    return stale + recipe_configs.sync(check)
 
 
 def tag_form(cell: dict) -> bool:
@@ -220,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             "stale generated cells in: " + ", ".join(stale) + "\nrun: python tools/sync_notebooks.py", file=sys.stderr
         )
         return 1
-    print(("rewrote: " + ", ".join(stale)) if stale else "all notebooks are current")
+    print(("rewrote: " + ", ".join(stale)) if stale else "all generated cells and configs are current")
     return 0
 
 

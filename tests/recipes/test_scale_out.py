@@ -44,8 +44,9 @@ def runs(tmp_path_factory) -> dict[str, dict]:
     accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                   "recipes/accelerate/cpu_2proc.yaml", "recipes/sft.py"]
     return {
-        "one": launch(python + SMALL + ["--gradient_accumulation_steps", "2"], folder, "one-process"),
-        "two": launch(accelerate + SMALL + ["--gradient_accumulation_steps", "1"], folder, "two-processes"),
+        # the same command: the config's accumulation (2) is the one-process value, which two processes share
+        "one": launch(python + SMALL, folder, "one-process"),
+        "two": launch(accelerate + SMALL, folder, "two-processes"),
     }
 
 
@@ -53,6 +54,7 @@ def test_both_launches_write_results_with_the_same_effective_batch(runs):
     one, two = runs["one"]["launch"], runs["two"]["launch"]
     assert (one["kind"], one["processes"], two["kind"], two["processes"]) == ("single", 1, "ddp", 2)
     assert one["effective_batch"] == two["effective_batch"] == 4
+    assert (one["gradient_accumulation_steps"], two["gradient_accumulation_steps"]) == (2, 1)
     for run in runs.values():
         assert run["engine"] == "plain" and run["recipe"] == "recipes/sft.py"
         assert run["steps"] == STEPS and len(run["loss_curve"]["loss"]) == STEPS

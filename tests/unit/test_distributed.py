@@ -1,4 +1,4 @@
-"""helpers.distributed: what a recipe reads from its launcher, which engine it may use, and what each rank trained on.
+"""recipes/distributed.py: what a recipe reads from its launcher, which engine it may use, what each rank trained on.
 The launches themselves (two processes over gloo) are in tests/recipes/."""
 
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import ROOT, distributed
+from helpers import ROOT
+from recipes import distributed
 
 
 def test_launch_reads_torchrun_and_accelerate_variables():
@@ -31,8 +32,10 @@ def test_unsloth_fits_one_gpu_and_ddp_only():
         assert kind.lower() in distributed.unsloth_fits(run, has_cuda=True)
 
 
-def test_device_flags_add_what_the_device_needs_unless_given():
-    flags = distributed.device_flags
+def test_command_line_adds_what_the_device_needs_unless_given():
+    def flags(argv, **device):
+        return distributed.command_line(argv, processes=1, **device)
+
     assert flags(["--max_steps", "3"], device="cpu") == ["--max_steps", "3", "--use_cpu", "true"]
     assert flags(["--use_cpu", "false"], device="cpu") == ["--use_cpu", "false"]
     assert flags(["--use_cpu=false"], device="cpu") == ["--use_cpu=false"]
@@ -43,13 +46,21 @@ def test_device_flags_add_what_the_device_needs_unless_given():
     assert flags(["--fp16=false"], device="cuda", bf16_ok=False) == ["--fp16=false"]
 
 
-def test_effective_batch_and_the_accumulation_that_keeps_it():
-    assert distributed.effective_batch(8, 2, 1) == 16
-    assert distributed.accumulation_for(16, 8, 1) == 2
-    assert distributed.accumulation_for(16, 8, 2) == 1
-    assert distributed.accumulation_for(16, 2, 4) == 2
-    with pytest.raises(ValueError, match="not per-device batch 8 x 3 processes"):
-        distributed.accumulation_for(16, 8, 3)
+def test_each_process_accumulates_its_share_of_the_one_process_accumulation():
+    config = ["--config", str(ROOT / "recipes" / "configs" / "sft_lora.yaml")]  # 8 per device x 2 steps: 16
+    share = distributed.per_process_accumulation
+    assert share(config, 1) == config  # one process: the config's 2 as it is
+    assert share(config, 2)[-2:] == ["--gradient_accumulation_steps", "1"]  # 8 x 1 x 2 processes = 16
+    assert share([*config, "--gradient_accumulation_steps", "8"], 4)[-1] == "2"  # the command line's 8, over four
+    assert share(["--gradient_accumulation_steps=6"], 3)[-1] == "2"
+    assert distributed.command_line(config, device="mps", processes=2)[-1] == "1"
+    with pytest.raises(ValueError, match="2 \\(for one process\\) does not divide among 4 processes"):
+        share(config, 4)
+    assert distributed.flag_value(["--a", "1", "--a=2"], "--a") == "2" and distributed.flag_value([], "--a") is None
+
+
+def test_effective_batch_and_the_launch_record():
+    assert distributed.effective_batch(8, 2, 1) == distributed.effective_batch(8, 1, 2) == 16
     record = distributed.launch_record(distributed.launch({"WORLD_SIZE": "2"}), 8, 1)
     assert record == {"kind": "ddp", "processes": 2, "per_device_batch": 8, "gradient_accumulation_steps": 1,
                       "effective_batch": 16}

@@ -5,16 +5,13 @@ answer tokens divided by their count. The trainer's own evaluation (`trainer.eva
 
 import pytest
 
-from helpers import DATA_DIR, data, evaluation, models
+from helpers import DATA_DIR, data, evaluation
 
 
 @pytest.fixture(scope="module")
-def fresh_model():
+def fresh_model(offline_loader):
     """A model of its own: building a trainer patches the model, which the session's shared `smol` must not see."""
-    import torch
-    import unsloth  # noqa: F401  (before transformers and trl)
-
-    return models.load_model("offline", max_seq_length=256, dtype=torch.float32)
+    return offline_loader()
 
 
 def test_eval_loss_agrees_with_the_trainers_evaluate(fresh_model, tmp_path):

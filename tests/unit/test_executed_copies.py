@@ -8,7 +8,7 @@ import pytest
 from tools import readme_results, save_reference
 
 ROOT = Path(__file__).resolve().parents[2]
-COPIES = sorted((ROOT / "notebooks" / "executed").glob("*.ipynb"))
+COPIES = sorted(save_reference.EXECUTED_DIR.glob("*.ipynb"))
 
 
 def code(source: str, outputs: list | None = None, tags: tuple = ()) -> dict:

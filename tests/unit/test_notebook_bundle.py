@@ -2,9 +2,11 @@
 
 import ast
 import json
+import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -51,12 +53,21 @@ def repo_copy(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_a_changed_helper_makes_every_bundle_stale(repo_copy):
+def test_a_change_reaches_only_the_notebooks_that_carry_it(repo_copy):
     assert sync_notebooks.sync(check=True) == []
-    with open(repo_copy / "helpers" / "rewards.py", "a", encoding="utf-8") as f:
+    before = {p.name: p.read_bytes() for p in sync_notebooks.NOTEBOOKS}
+    with open(repo_copy / "helpers" / "rewards.py", "a", encoding="utf-8") as f:  # only 04 imports it
+        f.write("\n# changed\n")
+    with open(repo_copy / "data" / "dpo_train.jsonl", "a", encoding="utf-8") as f:  # only 03 reads it
+        f.write("\n")
+    assert sync_notebooks.sync(check=True) == ["03_dpo_alignment.ipynb", "04_grpo_reasoning.ipynb"]
+    assert sync_notebooks.sync() == ["03_dpo_alignment.ipynb", "04_grpo_reasoning.ipynb"]
+    after = {p.name: p.read_bytes() for p in sync_notebooks.NOTEBOOKS}
+    assert [name for name in before if before[name] != after[name]] == ["03_dpo_alignment.ipynb",
+                                                                        "04_grpo_reasoning.ipynb"]
+    with open(repo_copy / "helpers" / "display.py", "a", encoding="utf-8") as f:  # every notebook imports it
         f.write("\n# changed\n")
     assert len(sync_notebooks.sync(check=True)) == 6
-    assert len(sync_notebooks.sync()) == 6 and sync_notebooks.sync(check=True) == []
 
 
 def test_a_changed_pin_makes_every_install_cell_stale(repo_copy):
@@ -65,11 +76,37 @@ def test_a_changed_pin_makes_every_install_cell_stale(repo_copy):
     assert len(sync_notebooks.sync(check=True)) == 6
 
 
-def test_the_bundle_is_reproducible_and_carries_helpers_and_data():
-    first, second = sync_notebooks.make_bundle(), sync_notebooks.make_bundle()
+def test_the_bundle_is_reproducible_and_carries_what_its_notebook_uses():
+    first, second = (sync_notebooks.make_bundle(sync_notebooks.NOTEBOOKS[4]) for _ in range(2))
     assert first == second
-    names = {p.relative_to(ROOT).as_posix() for p in sync_notebooks.bundle_files()}
-    assert {"helpers/__init__.py", "helpers/colab.py", "data/alpaca_heldout.jsonl", "data/hindi_train.txt"} <= names
+    names = {nb.stem[:2]: set(sync_notebooks.bundle_files(nb)) for nb in sync_notebooks.NOTEBOOKS}
+    assert {"helpers/__init__.py", "helpers/colab.py", "helpers/vocab.py", "data/hindi_train.txt",
+            "data/hindi_words.txt", "data/reference/05_cpt_hindi/full-cpu-lr2e-5/results.json"} <= names["05"]
+    assert {"helpers/problems.py", "helpers/rewards.py"} <= names["04"]
+    assert "data/reference/01_full_finetuning/full-cpu/results.json" in names["02"]  # 02 puts 01's run beside its own
+    assert "data/reference/02_lora_finetuning/bench-cpu/bench.json" in names["02"]
+    for nb, carried in names.items():
+        assert not any(n.startswith("recipes/") for n in carried)  # the recipes' own module stays with them
+        assert not any(n.endswith(("cell_times.json", "main-job-cpu.json")) or "/spread/" in n for n in carried)
+        assert nb == "04" or not {"helpers/problems.py", "helpers/rewards.py"} & carried
+        assert nb == "05" or not {"helpers/vocab.py", "data/hindi_words.txt", "data/hindi_train.txt"} & carried
+        assert nb == "03" or "data/dpo_train.jsonl" not in carried
+        assert not any("/reference/" in n and f"/{nb}_" not in n for n in carried if nb != "02")
+
+
+def test_bundled_references_keep_the_summary_and_drop_the_per_item_lists():
+    carried = sync_notebooks.bundle_files(sync_notebooks.NOTEBOOKS[5])
+    full = json.loads(carried["data/reference/06_cpt_code/full-cpu/results.json"])
+    committed = json.loads((ROOT / "data/reference/06_cpt_code/full-cpu/results.json").read_text(encoding="utf-8"))
+    assert "next_line_tasks" in committed and "next_line_tasks" not in full
+    assert full == {k: v for k, v in committed.items() if k not in sync_notebooks.PER_ITEM_KEYS}
+
+
+@pytest.mark.parametrize("notebook", sync_notebooks.NOTEBOOKS, ids=lambda p: p.name[:2])
+def test_every_bundle_cell_is_small(notebook):
+    """At most 80 KB; 05 carries its Hindi text and the 23,170-word list it judges generations with (63 KB packed)."""
+    limit = 200_000 if notebook.name.startswith("05") else 80_000
+    assert len(cell(notebook, "bundle").encode()) <= limit
 
 
 def run(python: Path, code: str, cwd: Path) -> str:
@@ -90,8 +127,9 @@ def test_the_bundle_cell_unpacks_once_and_survives_a_restart(tmp_path):
     source = cell(sync_notebooks.NOTEBOOKS[1], "bundle")
     assert "unpacked into" in run(python, source, work)
     home = work / "smol-trainer-notebooks"
-    for path in sync_notebooks.bundle_files():
-        assert (home / path.relative_to(ROOT)).read_bytes() == path.read_bytes()
+    carried = sync_notebooks.bundle_files(sync_notebooks.NOTEBOOKS[1])
+    for name, content in carried.items():
+        assert (home / name).read_bytes() == content
     # a restart: a new process, from another folder, imports helpers through the .pth file
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -108,3 +146,23 @@ def test_the_bundle_cell_leaves_an_installed_helpers_alone(tmp_path):
     out = run(Path(sys.executable), cell(sync_notebooks.NOTEBOOKS[0], "bundle"), tmp_path)
     assert out.strip() == f"helpers: {ROOT / 'helpers'}"
     assert not (tmp_path / "smol-trainer-notebooks").exists()
+
+
+@pytest.mark.parametrize("notebook", sync_notebooks.NOTEBOOKS, ids=lambda p: p.name[:2])
+def test_what_a_bundle_carries_is_enough_to_import_what_its_notebook_imports(notebook, tmp_path):
+    """Unpacked alone, first on the path (as on Colab), the bundle's helpers import every module the notebook names;
+    helpers import one another only at the top of a module (tests/unit/test_imports.py), so importing them is the
+    whole check."""
+    for name, content in sync_notebooks.bundle_files(notebook).items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(content)
+    named = sorted(sync_notebooks.helpers_named(sync_notebooks.code_of(notebook)))
+    code = ("import importlib, helpers\n"
+            f"for name in {named!r}:\n    importlib.import_module('helpers.' + name)\nprint(helpers.__file__)")
+    # -S: no .pth files, so not the editable install's finder, which would find a missing module in the repository
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), sysconfig.get_paths()["purelib"]])}
+    done = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert Path(done.stdout.strip()) == tmp_path / "helpers" / "__init__.py"
+    assert len(named) >= 8

@@ -1,6 +1,6 @@
 import pytest
 
-from helpers import plots
+from helpers import plots, results
 
 LOG = [
     {"loss": 2.0, "step": 1}, {"loss": 1.5, "step": 2}, {"eval_loss": 1.8, "step": 2},
@@ -9,7 +9,7 @@ LOG = [
 
 
 def test_series_picks_one_metric():
-    assert plots.series(LOG, "loss") == ([1, 2, 3], [2.0, 1.5, 1.2])
+    assert results.series(LOG, "loss") == ([1, 2, 3], [2.0, 1.5, 1.2])
     assert plots.series(LOG, "eval_loss") == ([2], [1.8])
     assert plots.series(LOG, "missing") == ([], [])
 

@@ -1,5 +1,6 @@
 """What the recipes (recipes/*.py) need beyond the notebooks when `accelerate launch` starts several processes: which
-process this is, which engine it may use, what each rank trained on, and one results.json for the whole run.
+process this is, which engine it may use, the command line for this device and number of processes, what each rank
+trained on, and one results.json for the whole run. The recipes import it from beside them (`import distributed`).
 
 Nothing here imports torch, transformers or trl at import time: a recipe calls `choose_engine()` first, because
 Unsloth must be imported before them.
@@ -12,9 +13,14 @@ import hashlib
 import io
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
+
+from helpers import engine, models, plain, results, runtime
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,6 @@ def choose_engine(env: dict[str, str] | None = None) -> str:
     becomes 'plain' where this launch does not fit Unsloth (unsloth_fits). Call it before importing transformers."""
     import torch
 
-    from helpers import engine
 
     env = dict(os.environ if env is None else env)
     run = launch(env)
@@ -89,44 +94,58 @@ def quiet(silent: bool = True) -> Any:
     return contextlib.redirect_stdout(io.StringIO()) if silent else contextlib.nullcontext()
 
 
-def device_flags(argv: list[str] | None = None, device: str | None = None, bf16_ok: bool | None = None) -> list[str]:
-    """The command line for TrlParser, plus what this device needs where the command line does not say: `--use_cpu
-    true` without CUDA or an Apple GPU, and `--fp16 true` on an NVIDIA GPU without bfloat16 (T4, V100). TRL's configs
-    default to bf16, which transformers refuses on both."""
-    import sys
-
-    from helpers import engine
-
+def command_line(argv: list[str] | None = None, device: str | None = None, bf16_ok: bool | None = None,
+                 processes: int | None = None) -> list[str]:
+    """The command line for TrlParser, with what this launch needs: `--use_cpu true` without CUDA or an Apple GPU and
+    `--fp16 true` on an NVIDIA GPU without bfloat16 (T4, V100), where the command line does not say (TRL's configs
+    default to bf16, which transformers refuses on both); and the gradient accumulation of each of `processes`
+    processes (per_process_accumulation)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-
-    def given(flag: str) -> bool:
-        return any(a == flag or a.startswith(flag + "=") for a in argv)
-
     device = engine.accelerator() if device is None else device
-    if device == "cpu" and not given("--use_cpu"):
+    if device == "cpu" and flag_value(argv, "--use_cpu") is None:
         argv += ["--use_cpu", "true"]
-    if device == "cuda" and not (given("--bf16") or given("--fp16")):
+    if device == "cuda" and flag_value(argv, "--bf16") is None and flag_value(argv, "--fp16") is None:
         if bf16_ok is None:
             bf16_ok = engine.bf16_supported()
         if not bf16_ok:
             argv += ["--fp16", "true"]
-    return argv
+    return per_process_accumulation(argv, launch().world_size if processes is None else processes)
+
+
+def flag_value(argv: list[str], flag: str) -> str | None:
+    """The value a command line gives `flag` (`--flag value` or `--flag=value`; the last one wins), else None."""
+    found = None
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            found = argv[i + 1]
+        elif arg.startswith(flag + "="):
+            found = arg.split("=", 1)[1]
+    return found
+
+
+def per_process_accumulation(argv: list[str], processes: int) -> list[str]:
+    """nanoGPT's rule: gradient_accumulation_steps, from the command line or else the --config file, is the one-process
+    value (the notebook's); on `processes` processes each accumulates that divided by their number, so per-device batch
+    x accumulation x processes, the effective batch, stays the notebook's. ValueError when it does not divide."""
+    if processes == 1:
+        return argv
+    given = flag_value(argv, "--gradient_accumulation_steps")
+    config = flag_value(argv, "--config")
+    if given is None and config is not None:
+        given = (yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}).get("gradient_accumulation_steps")
+    one = int(given or 1)
+    if one % processes:
+        raise ValueError(
+            f"gradient_accumulation_steps {one} (for one process) does not divide among {processes} processes: keep "
+            "the effective batch with a smaller --per_device_train_batch_size and a larger "
+            "--gradient_accumulation_steps"
+        )
+    return [*argv, "--gradient_accumulation_steps", str(one // processes)]
 
 
 def effective_batch(per_device: int, grad_accum: int, processes: int) -> int:
     """Examples per optimizer step: per-device batch x gradient accumulation x processes."""
     return per_device * grad_accum * processes
-
-
-def accumulation_for(effective: int, per_device: int, processes: int) -> int:
-    """The gradient accumulation that keeps `effective` examples per optimizer step on `processes` processes with
-    `per_device` examples each; ValueError when it does not divide evenly."""
-    if effective % (per_device * processes):
-        raise ValueError(
-            f"an effective batch of {effective} is not per-device batch {per_device} x {processes} processes x a "
-            "whole number of accumulation steps: change the per-device batch or the number of processes"
-        )
-    return effective // (per_device * processes)
 
 
 def row_digest(ids: list[int]) -> str:
@@ -283,7 +302,6 @@ def load_model(engine_name: str, args: ModelArguments, run: Launch, max_seq_leng
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from helpers import engine, models, plain
 
     if "/" in args.model_name:
         name = args.model_name
@@ -324,7 +342,6 @@ def rank_results(counter: RankCounter, run: Launch, rows_per_pass: int | None, l
                  seconds: float) -> dict[str, Any] | None:
     """What results.json records about the ranks (rank_summary, with each rank's peak memory) and the throughput;
     every rank must call it; None on all but the main process."""
-    from helpers import runtime
 
     reports = gather(counter.report(run.rank, runtime.peak_memory_mb()))
     if not run.main:
@@ -337,7 +354,6 @@ def train_measured(trainer: Any, run: Launch, measure: Any, rows_per_example: in
     `measure()` on the main process before and after trainer.train() (on_main), time and memory of the training
     (runtime.measure), then the ranks' report (rank_results). Returns (before, after, cost, ranks); before, after and
     ranks are None on all but the main process."""
-    from helpers import runtime
 
     counter = RankCounter(trainer.data_collator)
     trainer.data_collator = counter
@@ -353,6 +369,5 @@ def train_measured(trainer: Any, run: Launch, measure: Any, rows_per_example: in
 def runs_dir(run_name: str, root: str | Path | None = None) -> Path:
     """Where a recipe run writes: <root>/<run_name>/ (root: recipes/ in the notebooks' runs folder, results.runs_root:
     $SMOL_RUNS_DIR, else runs/)."""
-    from helpers import results
 
     return Path(root if root is not None else results.runs_root() / "recipes").expanduser() / run_name
