@@ -8,14 +8,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from helpers import DATA_DIR, engine, runtime
 from helpers import ROOT as REPO_ROOT
+from helpers import engine, runtime
 
-REFERENCE_DIR = DATA_DIR / "reference"
+REFERENCE = Path("data") / "reference"  # the committed reference runs, from the repository root
+REFERENCE_DIR = REPO_ROOT / REFERENCE
 RECIPE_REFERENCE_DIR = REFERENCE_DIR / "recipes"  # the recipes' runs (recipes/*.py), not a notebook's
-
-
 SPREAD_DIR = REFERENCE_DIR / "spread"  # how far the smoke checks' numbers move across seeds and CPUs (tools/spread.py)
+
+
+def reference_folder(notebook: str, profile: str, device: str, root: Path = REPO_ROOT) -> Path:
+    """data/reference/<notebook>/<profile>-<device>/ under `root`: a notebook's committed reference run on a device."""
+    return root / REFERENCE / notebook / f"{profile}-{device}"
 
 
 def notebook_reference_dirs() -> list[Path]:

@@ -30,7 +30,6 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from helpers import results, runtime
-from helpers.results import REFERENCE_DIR
 
 try:  # a test or tools/spread.py (the repository on the path), or this file run as a script (tools/ on the path)
     from tools.save_reference import first_line
@@ -60,7 +59,7 @@ def choose(numbers: list[str]) -> list[Path]:
 
 def reference_folder(notebook: str, profile: str, device: str) -> Path:
     """data/reference/<notebook>/<profile>-<device>/: the committed reference run of this notebook on this device."""
-    return REFERENCE_DIR / notebook / f"{profile}-{device}"
+    return results.reference_folder(notebook, profile, device)
 
 
 def reference_cell_times(notebook: str, profile: str, device: str) -> list[dict[str, Any]]:

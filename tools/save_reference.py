@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: `tools` is a folder of the repository
 
+from helpers import results  # noqa: E402
 from tools.sync_notebooks import is_bundle  # noqa: E402
 
 
@@ -42,9 +43,9 @@ def save(source: Path, device: str, where: str, recipe: str | None = None, varia
     if recipe is not None:  # a recipe's run (recipes/*.py): data/reference/recipes/<config>/<launch>-<device>/
         if "recipe" not in run:
             raise ValueError(f"{source} is a notebook's results.json, not a recipe's: leave out --recipe")
-        target = ROOT / "data" / "reference" / "recipes" / recipe / device / "results.json"
+        target = ROOT / results.REFERENCE / "recipes" / recipe / device / "results.json"
     else:
-        target = ROOT / "data" / "reference" / run["notebook"] / f"{run['profile']}-{device}" / "results.json"
+        target = results.reference_folder(run["notebook"], run["profile"], device, ROOT) / "results.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     extra = {"variant": variant} if variant else {}
     target.write_text(json.dumps({**run, "measured": where, **extra}, indent=2, ensure_ascii=False) + "\n",

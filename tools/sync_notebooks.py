@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: `tools` is a folder of the repository
 
 from helpers.colab import normalize  # noqa: E402
+from helpers.results import REFERENCE  # noqa: E402
 from tools import recipe_configs  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -191,7 +192,7 @@ def reference_files(notebook: Path, named: set[str]) -> list[Path]:
     """The committed references a notebook reads: its own results.json files (results.record compares with them),
     those of another notebook it names (02 names 01), and files under its reference folder that a path pattern in its
     code matches (02's "bench-*/bench.json")."""
-    reference = ROOT / "data" / "reference"
+    reference = ROOT / REFERENCE
     others = sorted(p for p in reference.iterdir() if p.is_dir() and p.name in named and p.name != notebook.stem)
     files = [f for folder in [reference / notebook.stem, *others] for f in sorted(folder.glob("*/results.json"))]
     own = sorted(p for p in (reference / notebook.stem).rglob("*") if p.is_file())
