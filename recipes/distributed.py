@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from helpers import engine, models, plain, results, runtime
+from helpers import engine, models, plain, results, runtime, switches
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,10 @@ class Launch:
 def launch(env: dict[str, str] | None = None) -> Launch:
     """Read what torchrun / `accelerate launch` put in the environment (RANK, LOCAL_RANK, WORLD_SIZE,
     ACCELERATE_USE_DEEPSPEED, ACCELERATE_USE_FSDP, ACCELERATE_USE_CPU); a plain `python recipe.py` is rank 0 of 1."""
-    env = os.environ if env is None else env
+    env = dict(os.environ if env is None else env)
 
     def flag(name: str) -> bool:
-        return env.get(name, "").strip().lower() in ("1", "true", "yes")
+        return switches.env_flag(name, env)
 
     world = int(env.get("WORLD_SIZE", "1"))
     kind = "deepspeed" if flag("ACCELERATE_USE_DEEPSPEED") else "fsdp" if flag("ACCELERATE_USE_FSDP") else None
