@@ -22,8 +22,8 @@
 With `t4`: copies tests/colab_t4.ipynb alone into an empty folder of a fresh venv-colab-sim/ and executes it there
 (REPO: this working tree; NOTEBOOKS: the ones named), asserting that it ran through, wrote its report, and that every
 chosen notebook passed. The functions named t4_* are the ones that notebook calls, on a real Colab too.
-A JSON report goes to runs/colab-sim/report.json (one part per mode), and its numbers to the colab-sim block of
-docs/MEASUREMENTS.md.
+A JSON report goes to data/reference/colab-sim.json (committed; one part per mode, each mode's last run), and its
+numbers to the colab-sim block of docs/MEASUREMENTS.md.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from helpers.colab import HELD, in_colab, installed_version, normalize, split_pi
 ROOT = Path(__file__).resolve().parent.parent
 FREEZE = ROOT / "tests" / "colab" / "colab-freeze.txt"
 VENV = ROOT / "venv-colab-sim"
-REPORT = ROOT / "runs" / "colab-sim" / "report.json"
+REPORT = ROOT / "data" / "reference" / "colab-sim.json"  # committed: each mode's last run, which MEASUREMENTS.md shows
 # This machine's CPU torch wheel stands in for Colab's CUDA build. torchvision and torchaudio are left out: the registry
 # has only CUDA builds of them, which do not load with a CPU torch, and Unsloth's import refuses such a torchvision
 # ("operator torchvision::nms does not exist"; measured 2026-11-29). On Colab the three come as one matched CUDA set.

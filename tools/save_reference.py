@@ -135,10 +135,12 @@ def smaller_png(encoded: str) -> str:
 def executed_copy(executed: Path, reference: Path) -> dict:
     """The executed notebook as the preview copy keeps it: a first cell that says what it is (profile, device, date:
     the reference's own words); the bundle cell's code and the kernel's timing metadata left out; widget views (empty
-    without a live kernel) dropped, their HTML fallback kept; plots re-encoded smaller (smaller_png); every other
-    output as the run printed it."""
+    without a live kernel) dropped, their HTML fallback kept; plots re-encoded smaller (smaller_png); the markdown as
+    the notebook reads now (its quotes of this very run were written after it); every other output as the run
+    printed it."""
     run = json.loads(reference.read_text(encoding="utf-8"))
     nb = json.loads(executed.read_text(encoding="utf-8"))
+    current_text(nb["cells"], run["notebook"])
     for cell in nb["cells"]:
         cell.get("metadata", {}).pop("execution", None)
         if is_bundle(cell):
@@ -173,6 +175,31 @@ def executed_copy(executed: Path, reference: Path) -> dict:
     return nb
 
 
+def current_text(cells: list[dict], notebook: str) -> bool:
+    """Give an executed notebook's markdown cells the notebook's text as it reads now, where its cells line up with
+    the notebook's (the same kinds in the same order); True if any changed."""
+    source = ROOT / "notebooks" / f"{notebook}.ipynb"
+    current = json.loads(source.read_text(encoding="utf-8"))["cells"] if source.exists() else []
+    changed = False
+    if [c["cell_type"] for c in current] == [c["cell_type"] for c in cells]:
+        for cell, now in zip(cells, current):
+            if cell["cell_type"] == "markdown" and cell["source"] != now["source"]:
+                cell["source"], changed = now["source"], True
+    return changed
+
+
+def refresh_text() -> list[Path]:
+    """After editing a notebook's markdown: the committed executed copies take the new text (their first cell, the
+    header, stays); returns the copies rewritten."""
+    rewritten = []
+    for path in sorted(EXECUTED_DIR.glob("*.ipynb")):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        if current_text(nb["cells"][1:], path.stem):
+            path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            rewritten.append(path)
+    return rewritten
+
+
 def save_executed_copy(executed: Path, reference: Path) -> Path:
     """notebooks/executed/<notebook>.ipynb from a full-profile reference run of the notebook itself."""
     EXECUTED_DIR.mkdir(parents=True, exist_ok=True)
@@ -184,7 +211,10 @@ def save_executed_copy(executed: Path, reference: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("results", type=Path)
+    if sys.argv[1:] == ["--refresh-text"]:  # the executed copies take their notebooks' current markdown
+        print("\n".join(str(p) for p in refresh_text()) or "the executed copies' text is current")
+        return
+    parser.add_argument("results", type=Path, help="a run's results.json (or only --refresh-text: see refresh_text)")
     parser.add_argument("--device", required=True, help="short device name for the folder: cpu, h100, t4-emulated-h100")
     parser.add_argument("--where", required=True, help="when and where it was measured, in words")
     parser.add_argument(

@@ -64,6 +64,10 @@ def test_each_executed_copy_is_its_notebooks_code_and_reference(copy):
         f"{copy.relative_to(ROOT)} no longer runs the notebook's code: re-run it in the full profile and save it with "
         "tools/save_reference.py --executed (or delete the copy)"
     )
+    text = [c["source"] for c in nb["cells"][1:] if c["cell_type"] == "markdown"]
+    assert text == [c["source"] for c in source["cells"] if c["cell_type"] == "markdown"], (
+        f"{copy.relative_to(ROOT)} shows old text: run tools/save_reference.py --refresh-text"
+    )
     header = "".join(nb["cells"][0]["source"])
     reference = ROOT / header.split("Its numbers are `")[1].split("`")[0]
     run = json.loads(reference.read_text(encoding="utf-8"))
