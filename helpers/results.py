@@ -17,9 +17,9 @@ RECIPE_REFERENCE_DIR = REFERENCE_DIR / "recipes"  # the recipes' runs (recipes/*
 SPREAD_DIR = REFERENCE_DIR / "spread"  # how far the smoke checks' numbers move across seeds and CPUs (tools/spread.py)
 
 
-def reference_folder(notebook: str, profile: str, device: str, root: Path = REPO_ROOT) -> Path:
+def reference_folder(notebook: str, profile: str, device: str, root: Path | None = None) -> Path:
     """data/reference/<notebook>/<profile>-<device>/ under `root`: a notebook's committed reference run on a device."""
-    return root / REFERENCE / notebook / f"{profile}-{device}"
+    return (REPO_ROOT if root is None else root) / REFERENCE / notebook / f"{profile}-{device}"
 
 
 def notebook_reference_dirs() -> list[Path]:
