@@ -191,7 +191,6 @@ def test_04_grpo_records_consistent_scores(load):
     assert_lora_counts(run)
     headroom = run["after_cold_start"]["pass_at_k"]
     assert headroom["pass_at_k"] >= headroom["mean_success"]  # any-of-k is at least the average sample
-    assert run["grpo_gain"] == round(run["heldout_accuracy"]["after"] - run["after_cold_start"]["heldout_accuracy"], 4)
     assert {"completion", "format", "correctness", "partial"} <= set(run["samples"][0])
     assert_grpo_scores_recomputed(run)
 
@@ -211,6 +210,8 @@ def assert_grpo_scores_recomputed(run):
                             ("cold_start", run["after_cold_start"]["heldout_accuracy"]),
                             ("sft_control", control["heldout_accuracy"])):
         assert round(sum(right[stage]) / n, 4) == round(accuracy, 4), stage
+    # from the counts, not the rounded accuracies (on 800 problems 0.51875 is recorded as 0.5188)
+    assert run["grpo_gain"] == round((sum(right["grpo"]) - sum(right["cold_start"])) / n, 4)
     assert run["grpo_flips"] == paired.flips(right["cold_start"], right["grpo"])
     assert control["flips"] == paired.flips(right["cold_start"], right["sft_control"])
     assert control["grpo_vs_control"] == paired.flips(right["sft_control"], right["grpo"])

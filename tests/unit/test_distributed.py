@@ -59,6 +59,37 @@ def test_each_process_accumulates_its_share_of_the_one_process_accumulation():
     assert distributed.flag_value(["--a", "1", "--a=2"], "--a") == "2" and distributed.flag_value([], "--a") is None
 
 
+def documented_launches() -> list[tuple[str, list[str]]]:
+    """Every `accelerate launch ... recipes/<name>.py <args>` command the notebooks and READMEs show: (where, args)."""
+    import json
+    import re
+    import shlex
+
+    pages = [ROOT / "README.md", ROOT / "recipes" / "README.md"]
+    texts = [(page.name, page.read_text(encoding="utf-8")) for page in pages]
+    for notebook in sorted((ROOT / "notebooks").glob("0*.ipynb")):
+        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+        texts += [(notebook.name, "".join(c["source"])) for c in cells if c["cell_type"] == "markdown"]
+    found = []
+    for where, text in texts:
+        for command in re.findall(r"accelerate launch (?:\\\n|[^\n`])+", text):
+            words = shlex.split(command.replace("\\\n", " "), comments=True)
+            recipe = next((i for i, w in enumerate(words) if w.startswith("recipes/") and w.endswith(".py")), None)
+            if recipe is not None:  # not prose such as "`accelerate launch --cpu --num_processes 2` starts one process"
+                found.append((where, words[recipe + 1:]))
+    return found
+
+
+def test_every_documented_launch_keeps_its_effective_batch_on_two_processes():
+    # A command a student copies must not stop on the split (it did, when the notebooks still passed
+    # --gradient_accumulation_steps 1 for two processes after the recipes learned to divide it themselves).
+    launches = documented_launches()
+    assert {where for where, _ in launches} >= {"README.md", "01_full_finetuning.ipynb", "04_grpo_reasoning.ipynb"}
+    for where, args in launches:
+        with_config = [(ROOT / a).as_posix() if a.endswith(".yaml") else a for a in args]
+        assert distributed.per_process_accumulation(with_config, 2)[-1] == "1", (where, args)
+
+
 def test_effective_batch_and_the_launch_record():
     assert distributed.effective_batch(8, 2, 1) == distributed.effective_batch(8, 1, 2) == 16
     record = distributed.launch_record(distributed.launch({"WORLD_SIZE": "2"}), 8, 1)
