@@ -349,21 +349,52 @@ def rank_results(counter: RankCounter, run: Launch, rows_per_pass: int | None, l
     return {"ranks": rank_summary(reports, rows_per_pass), **throughput(log_history, seconds)}
 
 
+def step_marks(trainer: Any) -> list[list[float]]:
+    """A list that fills while `trainer` trains: [optimizer step, seconds since training began, TRL's running count of
+    non-padding tokens (its logged num_tokens; None on a step it did not log)], from [0, 0.0, 0] on; what
+    tools/bench.py times its window with. A GPU is synchronised before each step is timed."""
+    import time
+
+    import torch
+    from transformers import TrainerCallback
+
+    marks: list[list[float]] = []
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+
+    class Marks(TrainerCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+            self.start = time.perf_counter()
+            marks.append([0, 0.0, 0])
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+            sync()
+            marks.append([state.global_step, round(time.perf_counter() - self.start, 3), None])
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **_: Any) -> None:
+            if logs and "num_tokens" in logs and marks and marks[-1][0] == state.global_step:
+                marks[-1][2] = int(logs["num_tokens"])
+
+    trainer.add_callback(Marks())
+    return marks
+
+
 def train_measured(trainer: Any, run: Launch, measure: Any, rows_per_example: int = 1) -> tuple[Any, Any, Any, Any]:
     """The recipes' common course: count what this rank trains on (RankCounter around the trainer's collator),
     `measure()` on the main process before and after trainer.train() (on_main), time and memory of the training
-    (runtime.measure), then the ranks' report (rank_results). Returns (before, after, cost, ranks); before, after and
-    ranks are None on all but the main process."""
+    (runtime.measure) and of each step (step_marks), then the ranks' report (rank_results, with the step marks).
+    Returns (before, after, cost, ranks); before, after and ranks are None on all but the main process."""
 
     counter = RankCounter(trainer.data_collator)
     trainer.data_collator = counter
+    marks = step_marks(trainer)
     before = on_main(trainer, run, measure)
     with runtime.measure() as cost:
         trainer.train()
     after = on_main(trainer, run, measure)
     first_pass = first_pass_rows(len(trainer.train_dataset), trainer.args.per_device_train_batch_size,
                                  run.world_size, rows_per_example)
-    return before, after, cost, rank_results(counter, run, first_pass, trainer.state.log_history, cost.seconds)
+    ranks = rank_results(counter, run, first_pass, trainer.state.log_history, cost.seconds)
+    return before, after, cost, None if ranks is None else {**ranks, "step_marks": marks}
 
 
 def runs_dir(run_name: str, root: str | Path | None = None) -> Path:

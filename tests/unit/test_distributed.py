@@ -182,13 +182,22 @@ def test_train_measured_counts_times_and_measures_around_training():
             self.data_collator = lambda rows: {"input_ids": torch.tensor(rows)}
             self.train_dataset = [[1, 2], [3, 4], [5, 6], [7, 8]]
             self.args = SimpleNamespace(per_device_train_batch_size=2)
-            self.state = SimpleNamespace(log_history=[])
+            self.state = SimpleNamespace(log_history=[], global_step=0)
             self.model = "model"
+            self.callbacks = []
+
+        def add_callback(self, callback):
+            self.callbacks.append(callback)
 
         def train(self):  # what the Trainer's data loader does: batches through the (wrapped) collator
             calls.append("train")
-            for start in (0, 2):
+            (marks,) = self.callbacks
+            marks.on_train_begin(self.args, self.state, None)
+            for step, start in enumerate((0, 2), 1):
                 self.data_collator(self.train_dataset[start : start + 2])
+                self.state.global_step = step
+                marks.on_step_end(self.args, self.state, None)
+                marks.on_log(self.args, self.state, None, logs={"loss": 1.0, "num_tokens": 4.0 * step})
             self.state.log_history = [{"loss": 1.0, "num_tokens": 8.0}]
 
     trainer = Trainer()
@@ -198,3 +207,6 @@ def test_train_measured_counts_times_and_measures_around_training():
     assert cost.seconds >= 0 and cost.peak_memory_mb > 0
     assert ranks["ranks"]["per_rank"][0]["rows"] == 4 and ranks["ranks"]["rows_per_pass_per_rank"] == 4
     assert ranks["train_tokens"] == 8
+    assert [[step, tokens] for step, _, tokens in ranks["step_marks"]] == [[0, 0], [1, 4], [2, 8]]
+    seconds = [s for _, s, _ in ranks["step_marks"]]
+    assert seconds[0] == 0.0 and seconds == sorted(seconds)
