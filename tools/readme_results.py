@@ -309,8 +309,10 @@ def notebook_block(notebook: str) -> str:
     lines = []
     for folder in folders:
         run = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-        pairs = "; ".join(f"{k} {v['before']} -> {v['after']}" for k, v in results.headline_metrics(run).items())
-        lines.append(f"- **{folder.name}** ({run['device']}): {pairs}")
+        pairs = [f"{k} {v['before']} -> {v['after']}" for k, v in results.headline_metrics(run).items()]
+        pairs += [f"{k}: {v['wrong_to_right']} wrong -> right, {v['right_to_wrong']} right -> wrong of {v['items']}, "
+                  f"exact McNemar p {v['p_value']}" for k, v in run.items() if k.endswith("_flips")]
+        lines.append(f"- **{folder.name}** ({run['device']}): {'; '.join(pairs)}")
     copy = {name: (path, kb) for name, path, kb in executed_copies()}.get(notebook)
     lines.append(f"- **Executed copy** of the full-profile reference run, to pre-run a recording or preview it: "
                  f"[`{copy[0]}`](executed/{notebook}.ipynb) ({copy[1]} KB)" if copy else
