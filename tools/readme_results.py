@@ -301,7 +301,7 @@ def current_sections(notebook: str) -> dict[str, list[str]]:
 
 def notebook_block(notebook: str) -> str:
     """Before -> after per reference run, then the long cells' wall times per reference run, for TEACHING.md."""
-    from helpers import results
+    from helpers import paired, results
 
     folders = sorted(p for p in (results.REFERENCE_DIR / notebook).glob("*") if (p / "results.json").exists())
     if not folders:
@@ -310,8 +310,7 @@ def notebook_block(notebook: str) -> str:
     for folder in folders:
         run = json.loads((folder / "results.json").read_text(encoding="utf-8"))
         pairs = [f"{k} {v['before']} -> {v['after']}" for k, v in results.headline_metrics(run).items()]
-        pairs += [f"{k}: {v['wrong_to_right']} wrong -> right, {v['right_to_wrong']} right -> wrong of {v['items']}, "
-                  f"exact McNemar p {v['p_value']}" for k, v in run.items() if k.endswith("_flips")]
+        pairs += [f"{k}: {paired.describe(v)}" for k, v in run.items() if k.endswith("_flips")]
         lines.append(f"- **{folder.name}** ({run['device']}): {'; '.join(pairs)}")
     copy = {name: (path, kb) for name, path, kb in executed_copies()}.get(notebook)
     lines.append(f"- **Executed copy** of the full-profile reference run, to pre-run a recording or preview it: "
