@@ -199,8 +199,8 @@ def plot(report: dict[str, Any], path: Path) -> Path:
 
 def reference_path(report: dict[str, Any], root: Path = ROOT) -> Path:
     # Beside 02's reference runs, as bench.json: it is not a notebook run, so the results.json tables skip it.
-    folder = "bench-gpu" if report["gpu"] else "bench-cpu"
-    return results.reference_folder("02_lora_finetuning", "bench", folder.split("-")[1], root) / "bench.json"
+    device = "gpu" if report["gpu"] else "cpu"
+    return results.reference_folder("02_lora_finetuning", "bench", device, root) / "bench.json"
 
 
 def save_reference(report: dict[str, Any], root: Path = ROOT, today: str | None = None) -> Path:
