@@ -108,7 +108,13 @@ def restart_runtime() -> None:
     os.kill(os.getpid(), 9)
 
 
-def install(
+def install(pins: list[str], no_deps: list[str]) -> None:
+    """The install cell's call: install_report, printing what happened and returning nothing (so that the cell shows
+    no dict under the printed lines)."""
+    install_report(pins, no_deps)
+
+
+def install_report(
     pins: list[str],
     no_deps: list[str],
     env: dict[str, str] | None = None,

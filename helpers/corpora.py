@@ -15,8 +15,8 @@ from typing import Any
 
 from helpers import DATA_DIR
 from helpers.data import DataFormatError, check_text_fields, keep_valid, report_kept, skip_reason, text_file_lines
+from helpers.generation import DEVANAGARI, distinct_bigrams, distinct_ngrams
 
-DEVANAGARI = re.compile(r"[\u0900-\u097F]")
 LATIN = re.compile(r"[A-Za-z]")
 SCRIPTS = ("hindi", "english", "any")
 HINDI_HUB = ("wikimedia/wikipedia", "20231101.hi")
@@ -48,15 +48,22 @@ def real_word_counts(texts: list[str], words: frozenset[str], long: int = 4) -> 
     """How much Hindi `texts` hold: Devanagari words per text (mean), the share of them in the word list `words`, and
     the same share among the longer words (`long` characters or more, vowel signs included). Gibberish in Devanagari
     letters scores a low share, an empty or one-word text few words; short function words (है, में, की) are real
-    words in any jumble, so the longer words' share is the stricter reading."""
+    words in any jumble, so the longer words' share is the stricter reading.
+
+    A loop of one real word ("में में में ...") is all real words, so two readings catch repetition: `distinct_share`,
+    the words that are distinct within their own text (each text's distinct words, summed over the texts) / all
+    words, and `loops`, how many texts repeat themselves (word_loops: under half of their word bigrams distinct)."""
     found = [hindi_words(t) for t in texts]
     every = [w for f in found for w in f]
     longer = [w for w in every if len(w) >= long]
     real = sum(w in words for w in every)
     real_long = sum(w in words for w in longer)
+    distinct = sum(len(set(f)) for f in found)
     return {"texts": len(texts), "words_per_text": round(len(every) / max(len(texts), 1), 2),
             "real_share": round(real / len(every), 3) if every else 0.0, "words": len(every), "real_words": real,
-            "long_real_share": round(real_long / len(longer), 3) if longer else 0.0, "long_words": len(longer)}
+            "long_real_share": round(real_long / len(longer), 3) if longer else 0.0, "long_words": len(longer),
+            "distinct_share": round(distinct / len(every), 3) if every else 0.0, "distinct_words": distinct,
+            "loops": sum(word_loops(t) for t in texts)}
 
 
 def check_script(text: str, script: str, where: str) -> None:
@@ -165,7 +172,9 @@ def functions_in_source(source: str, module: str, max_chars: int = 2000) -> list
 def stdlib_functions(
     max_chars: int = 2000, heldout_percent: int = 10
 ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """(train, heldout) functions with docstrings from the standard library, split by module; test suites excluded."""
+    """(train, heldout) functions with docstrings from the standard library, split by module; test suites excluded.
+    A held-out function whose exact text is also in a training module (the standard library copies a few between
+    modules) is dropped from the held-out side, and the count printed: it would be leakage."""
     root = stdlib_dir()
     train, heldout = [], []
     for path in sorted(root.rglob("*.py")):
@@ -184,7 +193,10 @@ def stdlib_functions(
         target += functions_in_source(source, module, max_chars)
     if not train or not heldout:
         raise RuntimeError(f"found no standard library source under {root} (python {sys.version.split()[0]})")
-    return train, heldout
+    trained = {f["code"] for f in train}
+    kept = [f for f in heldout if f["code"] not in trained]
+    print("held-out functions dropped because their exact text is also in a training module:", len(heldout) - len(kept))
+    return train, kept
 
 
 def hub_function(row: Any, where: str, max_chars: int = 2000) -> str:
@@ -239,9 +251,7 @@ def distinct_trigrams(code: str) -> float:
     """Distinct token trigrams / all token trigrams of `code` (1.0 for text under three tokens). Working code repeats
     some (`self . x`); a completion that loops ("protocol, protocol, protocol", the same line again and again) scores
     low."""
-    tokens = CODE_TOKEN.findall(code)
-    grams = list(zip(tokens, tokens[1:], tokens[2:]))
-    return len(set(grams)) / len(grams) if grams else 1.0
+    return distinct_ngrams(CODE_TOKEN.findall(code), 3)  # generation.distinct_ngrams
 
 
 def loops(code: str, min_distinct: float = 0.5) -> bool:
@@ -249,6 +259,13 @@ def loops(code: str, min_distinct: float = 0.5) -> bool:
     of 2026-11-30 to 12-02 (the references and the spread runs), every function body that repeats a line or a name
     until the token budget ends scored 0.15-0.43, every other one 0.53 or more."""
     return distinct_trigrams(code) < min_distinct
+
+
+def word_loops(text: str, min_distinct: float = 0.5) -> bool:
+    """True when `text` repeats itself: under `min_distinct` of its word bigrams are distinct (generation.loop_check's
+    `distinct_bigrams`; a text under two words counts), the prose counterpart of `loops` for code. "में में में" and
+    "में पहले में पहले" loop, a sentence does not."""
+    return distinct_bigrams(text) < min_distinct
 
 
 def has_body(code: str) -> bool:

@@ -9,6 +9,7 @@ engine also puts TRL's fused LM head into torch (helpers/torch_lm_head.py).
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
 from typing import Any
@@ -57,10 +58,40 @@ def unsloth_blocker(platform: str | None = None, has_cuda: bool | None = None) -
     return None
 
 
+# Two warnings that libraries print while Unsloth and PEFT import, about features these notebooks never use: torch's
+# pytree registry says torchao registers its enums the old way, and bitsandbytes' CPU backend says the optional
+# `kernels` package for 4-bit CPU matmuls is missing (no notebook loads in 4 bits on a CPU). Dropped by logger and
+# message only; every other line of those loggers still shows.
+QUIET = {
+    "torch.utils._pytree": "is an Enum subclass and is now natively supported by torch.compile",
+    "bitsandbytes.backends.cpu.ops": "Failed to load CPU gemm_4bit_forward",
+}
+
+
+class _Drop(logging.Filter):
+    """Drops the records of one logger whose message contains `text`."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+def quiet_import_warnings() -> None:
+    """Install the QUIET filters (once per process)."""
+    for name, text in QUIET.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Drop) and f.text == text for f in logger.filters):
+            logger.addFilter(_Drop(text))
+
+
 def choose(env: dict[str, str] | None = None) -> str:
     """Pick the engine for this process, import Unsloth when it is the one, print which and why; returns 'unsloth'
     or 'plain'. Call it before importing transformers or trl (Unsloth patches them on import)."""
     global _chosen
+    quiet_import_warnings()
     asked = requested(env)
     if asked == "plain":
         if "unsloth" in sys.modules:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import codecs
+import re
 import time
 from typing import Any
 
 from helpers import display
-from helpers.corpora import DEVANAGARI
 
 Prompt = str | list[dict[str, str]]
+DEVANAGARI = re.compile(r"[\u0900-\u097F]")  # a Devanagari letter or sign (helpers.corpora uses it too)
 
 
 def as_messages(prompt: Prompt) -> list[dict[str, str]]:
@@ -33,7 +35,8 @@ def generate(
     or `no_repeat_ngram_size=3`. chat=False continues raw text (leading
     whitespace kept, so that prompt + answer is the continued text).
 
-    Prompts are batched with left padding, so that every answer starts right after its prompt.
+    Prompts are batched with left padding, so that every answer starts right after its prompt. An answer that
+    `max_new_tokens` cut inside a character ends before it (whole_characters).
     """
     import torch
 
@@ -68,13 +71,34 @@ def generate(
                     **generate_kwargs,
                 )
             new_tokens = output[:, batch["input_ids"].shape[1] :]
-            decoded = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+            decoded = [whole_characters(tokenizer, row) for row in new_tokens.tolist()]
             # A raw continuation keeps its leading whitespace: it may be the newline and indent that continue a line.
             answers += [a.strip() if chat else a.rstrip() for a in decoded]
     finally:
         model.train(was_training)
         tokenizer.padding_side = side
     return answers
+
+
+def whole_characters(tokenizer: Any, ids: list[int]) -> str:
+    """`ids` decoded (special tokens skipped), without the character that `max_new_tokens` cut: a byte-level tokenizer
+    writes a Devanagari letter (3 bytes in UTF-8) as one to three tokens, and decoding only the first shows U+FFFD
+    ("�"). The tokens' bytes say whether the text ends inside a character; only then is that last "�" dropped, so text
+    that ends on a whole character (all English) decodes exactly as `tokenizer.decode` does."""
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    if not text.endswith("\ufffd"):
+        return text
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    byte_of = {char: byte for byte, char in bytes_to_unicode().items()}  # byte-level BPE's alphabet, as vocab reads it
+    try:
+        raw = bytes(byte_of[c] for t in tokenizer.convert_ids_to_tokens(ids, skip_special_tokens=True) for c in t)
+    except KeyError:  # not a byte-level tokenizer: its "�" is no cut byte sequence
+        return text
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    decoder.decode(raw, final=False)  # holds back an incomplete character at the end, and only that
+    cut = decoder.getstate()[0]
+    return text[:-1] if cut else text
 
 
 def prompt_text(prompt: Prompt) -> str:
@@ -100,16 +124,28 @@ def show_comparison(prompts: list[Prompt], before: list[str], after: list[str]) 
     return rows
 
 
+def distinct_ngrams(tokens: list[str], n: int, empty: float = 1.0) -> float:
+    """Distinct n-grams / all n-grams of `tokens` (`empty` under `n` tokens): a text that loops repeats its n-grams.
+    The one measure behind the loop checks: word bigrams here (loop_check, corpora.word_loops) and code's token
+    trigrams (corpora.loops, notebook 06)."""
+    grams = list(zip(*(tokens[i:] for i in range(n))))
+    return len(set(grams)) / len(grams) if grams else empty
+
+
+def distinct_bigrams(text: str) -> float:
+    """Distinct word bigrams / all word bigrams of `text` (split at whitespace); 0.0 under two words, since a run
+    with no space such as "२१००११३३४१११..." loops too."""
+    return distinct_ngrams(text.split(), 2, empty=0.0)
+
+
 def loop_check(text: str, script: Any = None, min_share: float = 0.5, min_distinct: float = 0.5) -> dict[str, Any]:
     """Does a continuation stay in the script and avoid loops? `script_share`: share of its letters that match `script`
-    (a compiled regex; corpora.DEVANAGARI by default); `distinct_bigrams`: distinct word bigrams / all word bigrams
+    (a compiled regex; DEVANAGARI by default); `distinct_bigrams`: distinct word bigrams / all word bigrams
     (a loop like "में में में" scores near 0). `passes` needs both at or above their thresholds."""
     script = script or DEVANAGARI
     letters = [c for c in text if c.isalpha() or "\u0900" <= c <= "\u097F"]
     share = sum(bool(script.match(c)) for c in letters) / len(letters) if letters else 0.0
-    words = text.split()
-    bigrams = list(zip(words, words[1:]))
-    distinct = len(set(bigrams)) / len(bigrams) if bigrams else 0.0
+    distinct = distinct_bigrams(text)
     return {
         "script_share": round(share, 3),
         "distinct_bigrams": round(distinct, 3),

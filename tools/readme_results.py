@@ -3,7 +3,8 @@
   python tools/readme_results.py            rewrite the tables
   python tools/readme_results.py --check    exit 1 if a table differs from data/reference/
 
-docs/MEASUREMENTS.md gets one table of every results.json and the other measured blocks, each between its markers.
+docs/MEASUREMENTS.md gets one table of every results.json and the other measured blocks, each between its markers;
+the notebooks get their measured spans (tools/notebook_numbers.py).
 TEACHING.md gets, per notebook between <!-- measured:<notebook>:start --> and <!-- measured:<notebook>:end -->, the
 before -> after numbers of each reference run, the link to its executed copy and the wall time of each long cell
 (cell_times.json). The numbers come from data/reference/ (see tools/save_reference.py), never typed by hand.
@@ -385,7 +386,11 @@ def main(argv: list[str] | None = None) -> int:
         elif new != old:
             path.write_text(new, encoding="utf-8")
             print(f"{path.name}: measured tables rewritten")
-    return stale
+    try:  # the notebooks' measured spans (a test: the repository on the path; the script: tools/ on the path)
+        from tools import notebook_numbers
+    except ModuleNotFoundError:
+        import notebook_numbers
+    return max(stale, notebook_numbers.main(["--check"] if args.check else []))
 
 
 if __name__ == "__main__":

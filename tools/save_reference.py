@@ -34,6 +34,22 @@ from helpers import results  # noqa: E402
 from tools.sync_notebooks import is_bundle  # noqa: E402
 
 
+def portable(text: str, runs: Path | None = None) -> str:
+    """`text` without this machine's folders: the runs folder a run wrote to becomes `runs`, the repository
+    `<repository>`, the home folder `~` and the temporary folder `<tmp>`, so that no committed output or reference
+    carries an absolute path of the machine that made it (tests/unit/test_executed_copies.py scans for them)."""
+    import tempfile
+
+    folders = {str(ROOT.resolve()): "<repository>", str(Path.home().resolve()): "~",
+               str(Path(tempfile.gettempdir()).resolve()): "<tmp>"}
+    if runs is not None:
+        folders[str(runs.resolve())] = "runs"
+    for folder, name in sorted(folders.items(), key=lambda item: -len(item[0])):  # the innermost folder first
+        if folder not in ("/", ""):
+            text = re.sub(re.escape(folder) + r"(?=[/\\\s\"')\]:,]|$)", name, text, flags=re.MULTILINE)
+    return text
+
+
 def save(source: Path, device: str, where: str, recipe: str | None = None, variant: str | None = None) -> Path:
     run = json.loads(source.read_text(encoding="utf-8"))
     if not re.fullmatch(r"[a-z0-9-]+", device):
@@ -48,7 +64,7 @@ def save(source: Path, device: str, where: str, recipe: str | None = None, varia
         target = results.reference_folder(run["notebook"], run["profile"], device, ROOT) / "results.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     extra = {"variant": variant} if variant else {}
-    target.write_text(json.dumps({**run, "measured": where, **extra}, indent=2, ensure_ascii=False) + "\n",
+    target.write_text(portable(json.dumps({**run, "measured": where, **extra}, indent=2, ensure_ascii=False)) + "\n",
                       encoding="utf-8")
     return target
 
@@ -147,6 +163,7 @@ def executed_copy(executed: Path, reference: Path) -> dict:
         if is_bundle(cell):
             cell["source"] = ["# The helpers bundle (base64) is left out of this executed copy: open the notebook "
                               "itself to run it.\n"]
+            cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("output_type") == "stream"]
         if cell["cell_type"] == "code":
             kept = []
             for output in cell.get("outputs", []):
@@ -161,7 +178,7 @@ def executed_copy(executed: Path, reference: Path) -> dict:
             cell["outputs"] = kept
     nb.get("metadata", {}).pop("widgets", None)
     add_header(nb["cells"], header(run, reference))
-    return nb
+    return json.loads(portable(json.dumps(nb, ensure_ascii=False), runs=executed.resolve().parent.parent))
 
 
 def header(run: dict, reference: Path) -> str:
@@ -173,8 +190,8 @@ def header(run: dict, reference: Path) -> str:
     return (
         f"> **Executed copy, to read, not to run:** [`{name}.ipynb`](../{name}.ipynb) as its {run['profile']}-profile "
         f"reference run printed it{' on ' + date.group(0) if date else ''}, on {run['device']}, {run['engine']} engine "
-        f"(how it ran: `measured` in `{where}`). Offline model, quantised to 4 bits: a Colab run prints other "
-        "numbers.\n\n"
+        f"(how it ran: `measured` in `{where}`). Offline model (4-bit blocks, 8-bit embeddings): a Colab run prints "
+        "other numbers.\n\n"
     )
 
 
@@ -210,12 +227,22 @@ def current_text(cells: list[dict], notebook: str) -> bool:
 
 def refresh_text() -> list[Path]:
     """After editing a notebook's markdown: the committed executed copies take the new text (the header at the top
-    of their first cell stays); returns the copies rewritten."""
+    of their first cell is rewritten from its reference) and lose any machine path (portable); returns the copies
+    rewritten."""
     rewritten = []
     for path in sorted(EXECUTED_DIR.glob("*.ipynb")):
-        nb = json.loads(path.read_text(encoding="utf-8"))
-        if current_text(nb["cells"], path.stem):
-            path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        old = path.read_text(encoding="utf-8")
+        nb = json.loads(old)
+        first = nb["cells"][0]
+        head = first.get("metadata", {}).get(HEADER_KEY)
+        if head:  # the header as header() writes it now, from the reference it names
+            reference = ROOT / head.split("`measured` in `")[1].split("`")[0]
+            first["metadata"][HEADER_KEY] = header(json.loads(reference.read_text(encoding="utf-8")), reference)
+            first["source"] = [first["metadata"][HEADER_KEY], *first["source"][1:]]
+        current_text(nb["cells"], path.stem)
+        new = portable(json.dumps(nb, indent=1, ensure_ascii=False)) + "\n"
+        if new != old:
+            path.write_text(new, encoding="utf-8")
             rewritten.append(path)
     return rewritten
 

@@ -75,14 +75,14 @@ import tarfile
 from pathlib import Path
 
 
-def unpack_helpers(bundle_id: str, bundle: str) -> Path:
+def unpack_helpers(bundle_id: str, bundle: str) -> None:
     spec = importlib.util.find_spec("helpers")
     if spec is not None and spec.origin:
         home = Path(spec.origin).parent.parent
         stamp = home / "BUNDLE_ID"
         if not stamp.exists() or stamp.read_text().strip() == bundle_id:
             print(f"helpers: {home / 'helpers'}")
-            return home
+            return
     home = Path.cwd() / "smol-trainer-notebooks"
     home.mkdir(exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(base64.b64decode(bundle)), mode="r:xz") as tar:
@@ -104,7 +104,6 @@ def unpack_helpers(bundle_id: str, bundle: str) -> Path:
         del sys.modules[name]
     importlib.invalidate_caches()
     print(f"helpers and data unpacked into {home} (bundle {bundle_id})")
-    return home
 
 
 """

@@ -44,14 +44,14 @@ def test_split_pin_refuses_anything_but_an_exact_pin():
 
 
 def test_outside_colab_nothing_is_installed_and_differences_are_named(site, capsys):
-    report = colab.install(["transformers==5.17.0"], ["unsloth==2026.10.9"], env={}, run=site.pip)
+    report = colab.install_report(["transformers==5.17.0"], ["unsloth==2026.10.9"], env={}, run=site.pip)
     assert site.commands == [] and report["installed"] is False
     assert report["unmet"] == {"transformers==5.17.0": "5.15.0", "unsloth==2026.10.9": None}
     assert "transformers==5.17.0 (installed: 5.15.0)" in capsys.readouterr().out
 
 
 def test_on_colab_torch_and_numpy_are_held_and_unsloth_goes_without_dependencies(site):
-    report = colab.install(
+    report = colab.install_report(
         ["transformers==5.17.0"], ["unsloth==2026.10.9"], env=COLAB, run=site.pip, restart=pytest.fail
     )
     with_deps, no_deps = site.commands
@@ -63,7 +63,7 @@ def test_on_colab_torch_and_numpy_are_held_and_unsloth_goes_without_dependencies
 
 def test_on_colab_a_second_run_installs_nothing(site):
     site.versions.update(site.after_install)
-    report = colab.install(["transformers==5.17.0"], ["unsloth==2026.10.9"], env=COLAB, run=site.pip)
+    report = colab.install_report(["transformers==5.17.0"], ["unsloth==2026.10.9"], env=COLAB, run=site.pip)
     assert report["installed"] is False
     assert site.commands == []
 
@@ -71,7 +71,7 @@ def test_on_colab_a_second_run_installs_nothing(site):
 def test_a_replaced_module_that_was_already_imported_restarts_the_runtime(site, monkeypatch, capsys):
     monkeypatch.setattr(colab, "loaded_distributions", lambda: {"transformers": "5.15.0"})
     restarts = []
-    report = colab.install(
+    report = colab.install_report(
         ["transformers==5.17.0"], ["unsloth==2026.10.9"], env=COLAB, run=site.pip, restart=lambda: restarts.append(1)
     )
     assert restarts == [1] and report["changed"] == {"transformers": ("5.15.0", "5.17.0")}
@@ -81,13 +81,13 @@ def test_a_replaced_module_that_was_already_imported_restarts_the_runtime(site, 
 def test_an_install_that_moves_torch_is_an_error(site):
     site.after_install["torch"] = "2.14.1"
     with pytest.raises(RuntimeError, match="moved a package it must keep"):
-        colab.install(["transformers==5.17.0"], ["unsloth==2026.10.9"], env=COLAB, run=site.pip)
+        colab.install_report(["transformers==5.17.0"], ["unsloth==2026.10.9"], env=COLAB, run=site.pip)
 
 
 def test_pins_that_pip_did_not_install_are_an_error(site):
     site.after_install.pop("unsloth")
     with pytest.raises(RuntimeError, match="unsloth==2026.10.9"):
-        colab.install(["transformers==5.17.0"], ["unsloth==2026.10.9"], env=COLAB, run=site.pip)
+        colab.install_report(["transformers==5.17.0"], ["unsloth==2026.10.9"], env=COLAB, run=site.pip)
 
 
 def test_a_failing_pip_says_what_to_do(monkeypatch, capsys):
@@ -110,3 +110,8 @@ def test_loaded_distributions_and_held_constraints_read_this_process():
 def test_normalize_gives_the_canonical_distribution_name():
     assert colab.normalize("hf_transfer") == colab.normalize("HF-Transfer") == "hf-transfer"
     assert colab.normalize("zope.interface") == "zope-interface" and colab.normalize("a__b") == "a-b"
+
+
+def test_the_install_cells_call_prints_and_returns_nothing(capsys):
+    assert colab.install([], []) is None  # a cell ending in it shows the printed lines, no dict
+    assert "nothing to install" in capsys.readouterr().out

@@ -65,12 +65,24 @@ def test_windows_text_file_refusals_name_the_line(tmp_path):
 def test_stdlib_functions_read_sources_with_a_bom_and_crlf(tmp_path, monkeypatch):
     # "json" is a held-out module and "os" a training one (see HELDOUT_MODULES below)
     source = 'def documented(a):\n    """Add one."""\n    return a + 1\n'
+    other = source.replace("+ 1", "+ 2")
     (tmp_path / "json.py").write_bytes(BOM + source.replace("\n", "\r\n").encode())
-    (tmp_path / "os.py").write_bytes(BOM + source.replace("\n", "\r\n").encode())
+    (tmp_path / "os.py").write_bytes(BOM + other.replace("\n", "\r\n").encode())
     monkeypatch.setattr(corpora, "stdlib_dir", lambda: tmp_path)
     train, heldout = corpora.stdlib_functions()
     assert heldout == corpora.functions_in_source(source, "json")
-    assert train == corpora.functions_in_source(source, "os") and train[0]["code"] == source
+    assert train == corpora.functions_in_source(other, "os") and train[0]["code"] == other
+
+
+def test_stdlib_functions_drop_held_out_copies_of_training_functions(tmp_path, monkeypatch, capsys):
+    copied = 'def shared(a):\n    """Copied between modules."""\n    return a\n'
+    own = 'def own(a):\n    """Only here."""\n    return -a\n'
+    (tmp_path / "json.py").write_text(copied + "\n\n" + own)  # held out
+    (tmp_path / "os.py").write_text(copied)  # trained on
+    monkeypatch.setattr(corpora, "stdlib_dir", lambda: tmp_path)
+    train, heldout = corpora.stdlib_functions()
+    assert [f["name"] for f in heldout] == ["own"] and [f["name"] for f in train] == ["shared"]
+    assert "dropped because their exact text is also in a training module: 1\n" in capsys.readouterr().out
 
 
 SOURCE = '''
@@ -125,6 +137,7 @@ def test_stdlib_functions_split_by_module():
     assert len(train) > 1000 and len(heldout) > 50
     assert not {f["module"] for f in train} & {f["module"] for f in heldout}
     assert all("test" not in f["module"].split(".") for f in train + heldout)
+    assert not {f["code"] for f in train} & {f["code"] for f in heldout}, "no held-out function is trained on"
 
 
 def test_cut_function_and_parses():
@@ -193,6 +206,7 @@ def test_loops_tells_a_repeating_body_from_working_code():
                "            return lines\n        lines.append(line)\n")
     assert not corpora.loops(working)
     assert corpora.distinct_trigrams("") == 1.0 and not corpora.loops("")
+    assert corpora.distinct_ngrams(["a", "b", "a", "b"], 2) == 2 / 3 and corpora.distinct_ngrams(["a"], 2) == 1.0
 
 
 def test_real_word_counts_score_hindi_high_and_gibberish_low():
@@ -211,6 +225,27 @@ def test_real_word_counts_score_hindi_high_and_gibberish_low():
     # Latin words and digits are not counted; the nukta is ignored on both sides
     assert corpora.hindi_words("Hi बुख़ार 42 ।") == [corpora.normalise_hindi("बुखार")]
     assert corpora.normalise_hindi("ज़") == corpora.normalise_hindi("ज")
+
+
+def test_a_loop_of_one_real_word_scores_low_on_distinct_share_and_loops():
+    words = corpora.load_word_list()
+    loop = corpora.real_word_counts(["में " * 40], words)  # a real word, repeated (greedy decoding after CPT)
+    assert loop["real_share"] == 1.0 and loop["words"] == 40  # the word list alone calls this real Hindi
+    assert loop["distinct_words"] == 1 and loop["distinct_share"] == 0.025 and loop["loops"] == 1
+    # what plain CPT wrote greedily in a committed run: two real words in turn
+    pair = corpora.real_word_counts(["में पहले " * 9], words)
+    assert pair["real_share"] == 1.0 and pair["distinct_share"] < 0.2 and pair["loops"] == 1
+    sentence = "मेरा नाम अनीता है और मैं दिल्ली में रहती हूँ। मेरे घर के पास एक बड़ा बाग़ है।"
+    real = corpora.real_word_counts([sentence], words)
+    assert real["real_share"] >= 0.9 and real["distinct_share"] >= 0.9 and real["loops"] == 0
+    # pooled over texts as the other shares are: each text's distinct words, summed, over all words
+    both = corpora.real_word_counts([sentence, "में " * 40], words)
+    assert both["distinct_words"] == real["distinct_words"] + 1 and both["words"] == real["words"] + 40
+    assert both["distinct_share"] == round(both["distinct_words"] / both["words"], 3) and both["loops"] == 1
+    # the same check as generation.loop_check's distinct bigrams; one "word" or none counts as a loop there too
+    assert corpora.word_loops("२१००११३३४१११३४१२०११११११११११") and corpora.word_loops("")
+    empty = corpora.real_word_counts([""], words)
+    assert (empty["words"], empty["distinct_share"], empty["loops"]) == (0, 0.0, 1)
 
 
 def test_word_list_is_not_built_from_the_training_text():

@@ -101,6 +101,30 @@ def test_auto_picks_unsloth_where_it_imports():
     assert "{'engine': 'unsloth', 'unsloth_imported': True}" in out
 
 
+def test_the_set_up_cell_imports_print_no_library_warnings():
+    # What the set-up cell does: choose the engine (Unsloth imports), then import the notebooks' libraries.
+    done = subprocess.run(
+        [sys.executable, "-c", "from helpers import engine; engine.choose(); import trl, peft, bitsandbytes"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "SMOL_ENGINE": ""})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "_pytree" not in done.stderr and "gemm_4bit_forward" not in done.stderr, done.stderr
+
+
+def test_quiet_import_warnings_drops_only_the_known_lines(caplog):
+    import logging
+
+    engine.quiet_import_warnings()
+    engine.quiet_import_warnings()  # twice: still one filter per logger
+    for name, text in engine.QUIET.items():
+        logger = logging.getLogger(name)
+        assert len(logger.filters) == 1
+        with caplog.at_level(logging.WARNING, logger=name):
+            caplog.clear()
+            logger.warning("<enum X> %s: no module", text)
+            logger.warning("something else went wrong")
+        assert [r.getMessage() for r in caplog.records] == ["something else went wrong"]
+
+
 # --- TRL's fused LM head, in torch ---------------------------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """The executed copies under notebooks/executed/: built from a reference run, and still the notebooks' code."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def test_an_executed_copy_says_what_it_is_and_keeps_the_outputs(tmp_path, monkey
     header = "".join(nb["cells"][0]["source"])
     assert nb["cells"][0]["cell_type"] == "markdown" and header.endswith("\n\n# 01 · Title\n")  # on top of the title
     for words in ("full-profile", "on 2026-12-02, on CPU (2 cores), unsloth engine",
-                  "`measured` in `data/reference/01_full_finetuning/full-cpu/results.json`", "quantised"):
+                  "`measured` in `data/reference/01_full_finetuning/full-cpu/results.json`", "4-bit blocks, 8-bit"):
         assert words in header
     assert save_reference.own_text(nb["cells"][0]) == ["# 01 · Title\n"]
     assert "AAAA" not in json.dumps(nb) and "widgets" not in nb["metadata"]
@@ -123,3 +124,62 @@ def test_plots_are_re_encoded_smaller_at_the_same_size():
     assert len(smaller) < len(encoded)
     before, after = (Image.open(io.BytesIO(base64.b64decode(e))) for e in (encoded, smaller))
     assert after.size == before.size and after.format == "PNG"
+
+
+# A path of the machine that made a file: /work/..., /root/..., C:\Users\... (save_reference.portable removes them).
+MACHINE_PATH = re.compile(r"(?<![\w.~<>/-])(?:/(?:work|root|home|tmp|Users|content|opt|mnt|private|var)/|[A-Z]:\\\\)")
+
+
+def test_no_committed_output_or_reference_carries_a_machine_path():
+    files = COPIES + sorted((ROOT / "data" / "reference").rglob("*.json"))
+    assert len(files) > 12, "no executed copies or references found"
+    found = [f"{p.relative_to(ROOT)}: ...{m.string[max(0, m.start() - 30):m.end() + 30]}..." for p in files
+             for m in MACHINE_PATH.finditer(p.read_text(encoding="utf-8"))]
+    assert not found, "\n".join(found[:20])
+
+
+def test_portable_replaces_the_machines_folders(tmp_path):
+    runs = save_reference.ROOT / "runs" / "exec"
+    text = (f"writing to {runs / '01_x'}\nhelpers: {save_reference.ROOT / 'helpers'}\n"
+            f"{Path.home() / '.cache' / 'model'}\n{save_reference.ROOT}ly stays")
+    assert save_reference.portable(text, runs=runs) == (
+        f"writing to runs/01_x\nhelpers: <repository>/helpers\n~/.cache/model\n{save_reference.ROOT}ly stays")
+    assert not MACHINE_PATH.search(save_reference.portable(text, runs=runs).replace(str(save_reference.ROOT), ""))
+
+
+# Lines an executed copy may print on stderr, each with the words of its notebook's text that explain it. Every other
+# stderr line is a warning nobody explains: fix it at its source (tests/unit/test_engine.py holds the import-time
+# ones).
+EXPLAINED = {
+    r"Token indices sequence length is longer than the specified maximum": "`Token indices sequence length is longer",
+    r"UserWarning: Model has `tie_word_embeddings=True` and a tied layer is part of the adapter": "`ensure_weight_tying`",
+    r"^\s+warnings\.warn\(": "",  # the second line Python prints for every warning
+}
+# Copies whose reference run predates the warning fixes of issue 37 (re-run them in the full profile, then drop them
+# from here: the strict xfail fails as soon as a copy is clean).
+PREDATE_FIXES = {"04_grpo_reasoning", "05_cpt_hindi"}
+
+
+def stderr_lines(nb: dict) -> list[str]:
+    return [line for cell in nb["cells"] if cell["cell_type"] == "code" for out in cell.get("outputs", [])
+            if out.get("name") == "stderr" for line in "".join(out["text"]).splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("copy", [pytest.param(p, marks=pytest.mark.xfail(
+    p.stem in PREDATE_FIXES, reason="reference run predates issue 37's warning fixes", strict=True)) for p in COPIES],
+    ids=[p.stem for p in COPIES])
+def test_every_stderr_line_of_an_executed_copy_is_explained_by_its_text(copy):
+    nb = json.loads(copy.read_text(encoding="utf-8"))
+    text = " ".join(" ".join(save_reference.own_text(c)) for c in nb["cells"] if c["cell_type"] == "markdown")
+    unexplained = [line for line in stderr_lines(nb)
+                   if not any(re.search(p, line) and words in text for p, words in EXPLAINED.items())]
+    assert not unexplained, "\n".join(unexplained)
+
+
+def test_no_executed_cell_ends_in_an_objects_repr():
+    reprs = re.compile(r"^\s*(?:\w+\(|<\w[\w.]* object at 0x|PosixPath\(|WindowsPath\()")
+    found = [f"{p.stem} cell {i}: {''.join(out['data']['text/plain'])[:80]}" for p in COPIES
+             for i, cell in enumerate(json.loads(p.read_text(encoding="utf-8"))["cells"])
+             for out in cell.get("outputs", []) if out.get("output_type") == "execute_result"
+             and reprs.match("".join(out["data"].get("text/plain", "")))]
+    assert COPIES and not found, "\n".join(found)

@@ -72,6 +72,60 @@ def test_seeded_sampling_repeats_and_generate_kwargs_reach_generate(smol):
     assert len(tokenizer(exact[0], add_special_tokens=False)["input_ids"]) >= 10
 
 
+def test_anti_repetition_settings_reach_model_generate(smol, monkeypatch):
+    model, tokenizer = smol
+    seen = []
+    original = model.generate
+
+    def spy(**kwargs):
+        seen.append(kwargs)
+        return original(**kwargs)
+
+    monkeypatch.setattr(model, "generate", spy)
+    prompt = ["में में में में में में"]
+    plain = generation.generate(model, tokenizer, prompt, 16, chat=False)
+    anti = {"repetition_penalty": 1.3, "no_repeat_ngram_size": 3}
+    varied = generation.generate(model, tokenizer, prompt, 16, chat=False, **anti)
+    assert "repetition_penalty" not in seen[0] and {k: seen[1][k] for k in anti} == anti
+    assert varied != plain
+
+
+def test_whole_characters_drops_a_character_cut_at_the_end(tokenizer):
+    text = "नमस्ते दुनिया, आज सुबह मैं"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    cuts = 0
+    for k in range(1, len(ids) + 1):
+        plain = tokenizer.decode(ids[:k], skip_special_tokens=True)
+        whole = generation.whole_characters(tokenizer, ids[:k])
+        assert "\ufffd" not in whole and text.startswith(whole), (k, whole)
+        if plain.endswith("\ufffd"):  # the token limit fell inside a letter: only that letter goes
+            cuts += 1
+            assert whole == plain[:-1]
+        else:
+            assert whole == plain
+    assert cuts >= 3  # SmolLM2 cuts a Devanagari letter into byte tokens: many prefixes end inside one
+    # special tokens (padding after an early stop) are skipped as before
+    assert generation.whole_characters(tokenizer, ids[:7] + [tokenizer.pad_token_id] * 2) == text[:7]
+
+
+def test_whole_characters_leaves_english_and_a_written_replacement_character_alone(tokenizer):
+    text = "Once upon a time, a café in Zürich served 3 kinds of tea. \ufffd"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    for k in range(1, len(ids) + 1):
+        assert generation.whole_characters(tokenizer, ids[:k]) == tokenizer.decode(ids[:k], skip_special_tokens=True)
+
+
+def test_generated_hindi_never_ends_in_a_cut_character(smol, monkeypatch):
+    model, tokenizer = smol
+    prompts = ["नमस्ते, मेरा नाम", "आज सुबह मैं", "हमारे गाँव में", "दिवाली के दिन"]
+    fixed = [a for n in range(1, 7) for a in generation.generate(model, tokenizer, prompts, n, chat=False)]
+    monkeypatch.setattr(generation, "whole_characters",
+                        lambda tok, ids: tok.decode(ids, skip_special_tokens=True))  # the decode before the fix
+    raw = [a for n in range(1, 7) for a in generation.generate(model, tokenizer, prompts, n, chat=False)]
+    assert any(a.endswith("\ufffd") for a in raw), "no continuation was cut inside a letter: the test shows nothing"
+    assert not any(a.endswith("\ufffd") for a in fixed)
+    assert fixed == [a[:-1].rstrip() if a.endswith("\ufffd") else a for a in raw]
+
 
 def test_decoding_speed_feeds_every_token_of_the_texts(smol):
     model, tokenizer = smol

@@ -107,20 +107,30 @@ def test_load_reference_prefers_the_notebooks_own_settings_to_a_variant(tmp_path
     assert results.load_reference("04_x", "full", gpu=False, variant="SEED = 9") is None
 
 
-def test_reference_note_names_the_settings_a_reference_changed(tmp_path, monkeypatch):
+def test_reference_note_compares_with_the_same_profile_and_device_in_two_lines(tmp_path, monkeypatch):
     monkeypatch.setattr(results, "REFERENCE_DIR", tmp_path / "data" / "reference")
     base = {"notebook": "04_x", "profile": "full", "device": "CPU (2 cores)", "train_data": "generated",
+            "engine": "unsloth", "measured": "2026-12-03 on a 2-core CPU, a long story",
             "settings": {"seed": 3407, "learning_rate": 1e-4, "dtype": "torch.float32"}}
-    for folder, settings in (("full-cpu", base["settings"]),
-                             ("full-cpu-seed2", {**base["settings"], "seed": 2}),
-                             ("full-h100", {**base["settings"], "dtype": "torch.bfloat16"})):
+
+    def commit(folder, **changes):
         path = tmp_path / "data" / "reference" / "04_x" / folder / "results.json"
         path.parent.mkdir(parents=True)
-        path.write_text(json.dumps({**base, "settings": settings}), encoding="utf-8")
-    note = dict(line.split(" (", 1) for line in results.reference_note(base).splitlines()[1:])
-    assert note["Reference full-cpu"].endswith("comparable number for number.")
-    assert note["Reference full-cpu-seed2"].endswith("other settings (seed 3407 -> 2): compare how far each moved.")
-    assert note["Reference full-h100"].endswith("comparable number for number.")  # the dtype follows the device
+        path.write_text(json.dumps({**base, **changes}), encoding="utf-8")
+
+    assert results.reference_note(base).splitlines()[1].startswith("No full-profile reference on this device")
+    commit("full-h100", device="NVIDIA H100", settings={**base["settings"], "dtype": "torch.bfloat16"})
+    commit("smoke-cpu", profile="smoke")
+    assert results.reference_note(base).startswith("This run: full profile on CPU (2 cores), unsloth engine.\nNo ")
+    commit("full-cpu-plain", engine="plain")
+    assert results.reference_note(base).splitlines()[1].endswith("the plain engine: close, not identical.")
+    commit("full-cpu-seed2", settings={**base["settings"], "seed": 2}, variant="SEED = 2")  # same engine: first
+    assert results.reference_note(base).splitlines()[1] == (
+        "Reference full-cpu-seed2 (2026-12-03): other settings (seed 3407 -> 2): compare how far each moved.")
+    commit("full-cpu")
+    note = results.reference_note(base).splitlines()
+    assert note == ["This run: full profile on CPU (2 cores), unsloth engine.",
+                    "Reference full-cpu (2026-12-03): comparable number for number."]
     assert results.settings_changed(base, {"settings": {}}) == ["learning_rate 0.0001 -> None", "seed 3407 -> None"]
 
 

@@ -1,0 +1,168 @@
+"""Measured numbers in the notebooks' markdown, written from the committed reference runs, never typed.
+
+  python tools/notebook_numbers.py            rewrite every span in notebooks/*.ipynb
+  python tools/notebook_numbers.py --check    exit 1 if a span differs from data/reference/
+
+A number that a notebook's text quotes from a reference run is a span that Jupyter, Colab and GitHub do not show the
+markers of:
+
+    <!--m 01/full-cpu eval_loss.after-->1.5735<!--/m-->
+    <!--m 04/full-cpu train.seconds|,.0f-->3,376<!--/m-->
+    <!--m 04/full-cpu flips('cold_start', 'grpo', first=400).p_value-->0.053<!--/m-->
+
+The first word names the reference, `<notebook number>/<folder>` under data/reference/ (its results.json; or
+`<number>/<folder>/<file>.json`); the rest is a Python expression over that file's top-level keys, where dicts read
+with dots, optionally followed by `|format` (a format spec, as in f"{value:format}"). The expression may also call
+`ref('04/full-cpu-seed2')` (another reference), `flips(a, b, first=None, level=None)` (paired counts of two stages'
+per-problem rows in notebook 04's `heldout_right`, helpers.paired.flips, optionally on the first problems or one
+level only) and round, abs, min, max, sum, len, zip. tests/unit/test_notebook_numbers.py fails on a number in a
+notebook's markdown outside a span that is not a setting the notebook's code defines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_DIR = ROOT / "data" / "reference"
+NOTEBOOKS = ROOT / "notebooks"
+SPAN = re.compile(r"<!--m (?P<ref>\d\d/[\w.-]+(?:/[\w.-]+\.json)?) (?P<expr>.+?)-->(?P<value>.*?)<!--/m-->", re.DOTALL)
+
+
+class Dots:
+    """A JSON object whose keys read as attributes (run.eval_loss.after) or items (by_level[1] finds "1")."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict) -> None:
+        self.data = data
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return dots(self.data[name])
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, key: Any) -> Any:
+        return dots(self.data[key] if key in self.data else self.data[str(key)])
+
+
+def dots(value: Any) -> Any:
+    return Dots(value) if isinstance(value, dict) else value
+
+
+@cache
+def load(name: str) -> Dots:
+    """A reference by its short name, '04/full-cpu' or '02/bench-cpu/bench.json'."""
+    number, folder, *file = name.split("/")
+    found = sorted(REFERENCE_DIR.glob(f"{number}_*/{folder}/{file[0] if file else 'results.json'}"))
+    if len(found) != 1:
+        raise KeyError(f"reference {name!r}: {len(found)} files match under data/reference/")
+    return Dots(json.loads(found[0].read_text(encoding="utf-8")))
+
+
+@cache
+def heldout_levels(train: int, train_seed: int, count: int, seed: int) -> list[int]:
+    """The level of each of notebook 04's held-out problems, drawn as the notebook draws them (section 3)."""
+    from helpers import problems
+
+    seen = {p["question"] for p in problems.make_problems(train, seed=train_seed)}
+    return [p["level"] for p in problems.make_problems(count, seed=seed, exclude=seen)]
+
+
+def stage_flips(run: Dots, before: str, after: str, first: int | None = None, level: int | None = None) -> Dots:
+    """helpers.paired.flips between two stages of notebook 04's per-problem rows (`heldout_right`)."""
+    from helpers import paired
+
+    rows = [(b == "1", a == "1") for b, a in zip(run["heldout_right"][before], run["heldout_right"][after])][:first]
+    if level is not None:
+        settings = run["settings"]
+        levels = heldout_levels(settings["n_train_problems"], settings["train_seed"], settings["n_heldout"],
+                                settings["heldout_seed"])
+        rows = [row for row, lv in zip(rows, levels) if lv == level]
+    return Dots(paired.flips([b for b, _ in rows], [a for _, a in rows]))
+
+
+def value(ref: str, expr: str) -> str:
+    """The text a span shows: the expression evaluated on the reference, formatted."""
+    expression, _, spec = expr.partition("|")
+    run = load(ref)
+    names = {**{key: dots(v) for key, v in run.data.items() if key.isidentifier()}, "run": run,
+             "ref": load, "flips": lambda *a, **k: stage_flips(run, *a, **k),
+             "round": round, "abs": abs, "min": min, "max": max, "sum": sum, "len": len, "zip": zip}
+    try:
+        result = eval(expression.strip(), {"__builtins__": {}}, names)  # noqa: S307 (the repository's own text)
+    except Exception as error:
+        raise ValueError(f"<!--m {ref} {expr}-->: {type(error).__name__}: {error}") from None
+    return format(result, spec.strip()) if spec.strip() else str(result)
+
+
+def render(text: str) -> str:
+    """`text` with every span's value written from its reference."""
+    return SPAN.sub(lambda m: f"<!--m {m['ref']} {m['expr']}-->{value(m['ref'], m['expr'])}<!--/m-->", text)
+
+
+def visible(text: str) -> str:
+    """`text` as a reader sees it: each span shows its value only."""
+    return SPAN.sub(lambda m: m["value"], text)
+
+
+def strip_spans(text: str) -> str:
+    """`text` without its spans (markers and values): what is left is typed by hand."""
+    return SPAN.sub("", text)
+
+
+def render_notebook(path: Path) -> bool:
+    """Rewrite the spans of one notebook's markdown cells; True if any changed."""
+    raw = path.read_text(encoding="utf-8")
+    nb = json.loads(raw)
+    changed = False
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        old = "".join(cell["source"])
+        new = render(old)
+        if new != old:
+            cell["source"], changed = new.splitlines(keepends=True), True
+    if changed:
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return changed
+
+
+def stale(path: Path) -> list[str]:
+    """The spans of one notebook whose value differs from its reference, as 'cell N: <!--m ...--> a != b'."""
+    found = []
+    for index, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+        if cell["cell_type"] == "markdown":
+            for m in SPAN.finditer("".join(cell["source"])):
+                now = value(m["ref"], m["expr"])
+                if now != m["value"]:
+                    found.append(f"{path.name} cell {index}: <!--m {m['ref']} {m['expr']}--> says {m['value']!r}, "
+                                 f"the reference {now!r}")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="exit 1 if a span is stale; write nothing")
+    args = parser.parse_args(argv)
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if args.check:
+        found = [line for path in paths for line in stale(path)]
+        print("\n".join(found) or f"{len(paths)} notebooks: every measured span matches data/reference/",
+              file=sys.stderr if found else sys.stdout)
+        return 1 if found else 0
+    for path in paths:
+        if render_notebook(path):
+            print(f"{path.name}: measured spans rewritten (then: tools/save_reference.py --refresh-text)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
