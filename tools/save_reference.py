@@ -240,6 +240,9 @@ def refresh_text() -> list[Path]:
             first["metadata"][HEADER_KEY] = header(json.loads(reference.read_text(encoding="utf-8")), reference)
             first["source"] = [first["metadata"][HEADER_KEY], *first["source"][1:]]
         current_text(nb["cells"], path.stem)
+        for cell in nb["cells"]:  # the bundle cell shows a comment, so no value of its own (as executed_copy keeps it)
+            if is_bundle(cell):
+                cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("output_type") == "stream"]
         new = portable(json.dumps(nb, indent=1, ensure_ascii=False)) + "\n"
         if new != old:
             path.write_text(new, encoding="utf-8")

@@ -57,6 +57,14 @@ def _real_word_gain(run: Run) -> float:
     return words["CPT"]["real_share"] - words["base model"]["real_share"]
 
 
+def _real_distinct_gain(run: Run) -> float:
+    """The sampled probes' real-word share times their distinct-word share, CPT over the base model: a loop of one
+    real word is all real words but few distinct ones, so it cannot raise this (issue 37)."""
+    words = run["probe_words"]
+    return (words["CPT"]["real_share"] * words["CPT"]["distinct_share"]
+            - words["base model"]["real_share"] * words["base model"]["distinct_share"])
+
+
 def _signal_share(run: Run) -> float:
     return run["steps_with_reward_signal"] / run["steps"]
 
@@ -80,6 +88,11 @@ EFFECTS = [
     # ... and writes it: the share of real Hindi words (wordfreq's list) in the sampled probes rises over the base
     # model's
     Effect("05_cpt_hindi", "real-word share gain of the sampled probes", _real_word_gain, 0.09),
+    # ... counted loop-aware (real share x distinct share), and the anti-repetition settings stop the greedy loops
+    # (a count of 4 continuations: at most 0.5 means none).
+    Effect("05_cpt_hindi", "real x distinct word share gain of the sampled probes", _real_distinct_gain, 0.08),
+    Effect("05_cpt_hindi", "greedy probes that loop with ANTI_REPETITION, after CPT",
+           lambda r: r["probes"]["after"]["anti_repetition_words"]["loops"], 0.5, False),
     Effect("05_cpt_hindi", "new rows' change in stage 1", lambda r: r["extended_vocab"]["stage1"]["new_rows_change"],
            0.004),
     Effect("05_cpt_hindi", "English bits/char rise", lambda r: rise(r["english_ood_bits_per_char"]), 0.05, False),

@@ -249,7 +249,12 @@ def test_05_hindi_counts_fertility_probes_and_reload(load):
         assert len(probes["sampled"]) == len(probes["prompts"]) * run["settings"]["probe_samples"]
         assert [generation.loop_check(t) for t in probes["sampled"]] == probes["checks"]
         assert [generation.loop_check(t) for t in probes["greedy"]] == probes["greedy_checks"]
+        assert [generation.loop_check(t) for t in probes["anti_repetition"]] == probes["anti_repetition_checks"]
         assert corpora.real_word_counts(probes["sampled"], words) == probes["words"]
+        assert corpora.real_word_counts(probes["greedy"], words) == probes["greedy_words"]
+        assert corpora.real_word_counts(probes["anti_repetition"], words) == probes["anti_repetition_words"]
+        # whole characters: a continuation never ends in a character the token limit cut
+        assert not any(t.endswith("\ufffd") for t in probes["sampled"] + probes["greedy"] + probes["anti_repetition"])
     sides = {"base model": "before", "CPT": "after", "CPT + extended vocab": "extended_after"}
     assert run["probe_words"] == {name: run["probes"][side]["words"] for name, side in sides.items()}
     speed = run["generation_chars_per_second"]

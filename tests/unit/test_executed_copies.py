@@ -152,7 +152,7 @@ def test_portable_replaces_the_machines_folders(tmp_path):
 # ones).
 EXPLAINED = {
     r"Token indices sequence length is longer than the specified maximum": "`Token indices sequence length is longer",
-    r"UserWarning: Model has `tie_word_embeddings=True` and a tied layer is part of the adapter": "`ensure_weight_tying`",
+    r"UserWarning: Model has `tie_word_embeddings=True` and a tied layer is part of": "`ensure_weight_tying`",
     r"^\s+warnings\.warn\(": "",  # the second line Python prints for every warning
 }
 # Copies whose reference run predates the warning fixes of issue 37 (re-run them in the full profile, then drop them

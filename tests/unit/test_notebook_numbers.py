@@ -23,6 +23,7 @@ ALLOWED = {
     "1536": "SmolLM2-135M's MLP width (its config, intermediate_size), used in the LoRA arithmetic",
     "30": "SmolLM2-135M's number of transformer blocks (its config)",
     "48": "the fact questions in data/facts_heldout.jsonl (test_the_allowed_facts_hold)",
+    "23,170": "the words of data/hindi_words.txt, notebook 05's word list (test_the_allowed_facts_hold)",
     "0.6931": "ln 2: DPO's loss when the policy equals the reference (also rounded: 0.693)",
     "0.693": "ln 2, rounded",
     "7.4": "e^2: the perplexity of a loss of 2.0",
@@ -145,6 +146,8 @@ def test_flips_reads_notebook_04s_per_problem_rows():
 def test_the_allowed_facts_hold():
     facts = (ROOT / "data" / "facts_heldout.jsonl").read_text(encoding="utf-8").splitlines()
     assert len([line for line in facts if line.strip()]) == 48
+    words = (ROOT / "data" / "hindi_words.txt").read_text(encoding="utf-8").split()
+    assert len(words) == 23170
     from transformers import AutoConfig
 
     from helpers import models, rewards
