@@ -157,7 +157,7 @@ EXPLAINED = {
 }
 # Copies whose reference run predates the warning fixes of issue 37 (re-run them in the full profile, then drop them
 # from here: the strict xfail fails as soon as a copy is clean).
-PREDATE_FIXES = {"04_grpo_reasoning", "05_cpt_hindi"}
+PREDATE_FIXES = {"04_grpo_reasoning"}
 
 
 def stderr_lines(nb: dict) -> list[str]:

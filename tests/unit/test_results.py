@@ -251,6 +251,10 @@ def test_committed_full_references_meet_the_lesson_targets():
         assert words["CPT"]["words_per_text"] >= 10 and words["CPT"]["real_share"] >= 0.8, path
         assert words["base model"]["real_share"] < 0.5, path
         assert words["CPT + extended vocab"]["words_per_text"] >= 10, path
+        # Issue 37: measured loop-aware. At least 60% of the sampled words distinct within their continuation after
+        # plain CPT, and no greedy continuation with ANTI_REPETITION loops (plain greedy ones may: the lesson).
+        assert words["CPT"]["distinct_share"] >= 0.6, path
+        assert run["probes"]["after"]["anti_repetition_words"]["loops"] == 0, path
         checked += 1
     assert checked, "no full-profile reference for 03, 04 or 05 under data/reference/"
 
