@@ -266,8 +266,9 @@ def test_committed_06_references_count_what_their_completions_show(profile):
 
     run = json.loads((corpora.DATA_DIR / "reference" / "06_cpt_code" / profile / "results.json").read_text("utf-8"))
     assert_code_checks_recomputed(run)
-    if profile == "full-cpu":  # the change notebook 06 teaches: 11 of 12 ran on past the function, then none
-        assert (run["completions_running_past"]["before"], run["completions_running_past"]["after"]) == (11, 0)
+    if profile == "full-cpu":  # the change notebook 06 teaches: most completions ran on past the function, then none
+        past, n = run["completions_running_past"], run["settings"]["n_completions"]
+        assert past["before"] > n / 2 and past["after"] == 0, past
 
 
 def test_shipped_hindi_documents_are_long_hindi_and_never_hold_held_out_text():
