@@ -6,17 +6,19 @@
 A number that a notebook's text quotes from a reference run is a span that Jupyter, Colab and GitHub do not show the
 markers of:
 
-    <!--m 01/full-cpu eval_loss.after-->1.5735<!--/m-->
-    <!--m 04/full-cpu train.seconds|,.0f-->3,376<!--/m-->
-    <!--m 04/full-cpu flips('cold_start', 'grpo', first=400).p_value-->0.053<!--/m-->
+    <!--m:01/full-cpu:eval_loss.after-->1.5735<!--/m-->
+    <!--m:04/full-cpu:train.seconds|,.0f-->3,376<!--/m-->
+    <!--m:04/full-cpu:flips('cold_start','grpo',first=400).p_value-->0.053<!--/m-->
 
-The first word names the reference, `<notebook number>/<folder>` under data/reference/ (its results.json; or
-`<number>/<folder>/<file>.json`); the rest is a Python expression over that file's top-level keys, where dicts read
-with dots, optionally followed by `|format` (a format spec, as in f"{value:format}"). The expression may also call
-`ref('04/full-cpu-seed2')` (another reference), `flips(a, b, first=None, level=None)` (paired counts of two stages'
+After `m:` comes the reference, `<notebook number>/<folder>` under data/reference/ (its results.json; or
+`<number>/<folder>/<file>.json`), then a Python expression over that file's top-level keys, where dicts read with dots
+(`_` standing for a space in a key), optionally followed by `|format` (a format spec, as in f"{value:format}"). A span
+holds no whitespace, so that its source counts as the one word a reader sees. The expression may also call
+`ref('04/full-cpu-seed2')` (another reference), `flips(a,b,first=None,level=None)` (paired counts of two stages'
 per-problem rows in notebook 04's `heldout_right`, helpers.paired.flips, optionally on the first problems or one
-level only) and round, abs, min, max, sum, len, zip. tests/unit/test_notebook_numbers.py fails on a number in a
-notebook's markdown outside a span that is not a setting the notebook's code defines.
+level only), `facts_flips(a,b)` (paired counts of two runs' fact questions, each row's `right_after`) and round, abs,
+min, max, sum, len. tests/unit/test_notebook_numbers.py fails on a number in a notebook's markdown outside a span that
+is not a setting the notebook's code defines.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_DIR = ROOT / "data" / "reference"
 NOTEBOOKS = ROOT / "notebooks"
-SPAN = re.compile(r"<!--m (?P<ref>\d\d/[\w.-]+(?:/[\w.-]+\.json)?) (?P<expr>.+?)-->(?P<value>.*?)<!--/m-->", re.DOTALL)
+SPAN = re.compile(r"<!--m:(?P<ref>\d\d/[\w.-]+(?:/[\w.-]+\.json)?):(?P<expr>\S+?)-->(?P<value>\S*?)<!--/m-->")
 
 
 class Dots:
@@ -44,10 +46,10 @@ class Dots:
         self.data = data
 
     def __getattr__(self, name: str) -> Any:
-        try:
-            return dots(self.data[name])
-        except KeyError:
-            raise AttributeError(name) from None
+        for key in (name, name.replace("_", " ")):  # `_` for a space: generation_chars_per_second.base_tokenizer
+            if key in self.data:
+                return dots(self.data[key])
+        raise AttributeError(name)
 
     def __getitem__(self, key: Any) -> Any:
         return dots(self.data[key] if key in self.data else self.data[str(key)])
@@ -89,28 +91,30 @@ def stage_flips(run: Dots, before: str, after: str, first: int | None = None, le
     return Dots(paired.flips([b for b, _ in rows], [a for _, a in rows]))
 
 
+def facts_flips(before: list[dict], after: list[dict]) -> Dots:
+    """helpers.paired.flips between two runs' answers to the same fact questions (each row's `right_after`)."""
+    from helpers import paired
+
+    return Dots(paired.flips([r["right_after"] for r in before], [r["right_after"] for r in after]))
+
+
 def value(ref: str, expr: str) -> str:
     """The text a span shows: the expression evaluated on the reference, formatted."""
     expression, _, spec = expr.partition("|")
     run = load(ref)
     names = {**{key: dots(v) for key, v in run.data.items() if key.isidentifier()}, "run": run,
-             "ref": load, "flips": lambda *a, **k: stage_flips(run, *a, **k),
-             "round": round, "abs": abs, "min": min, "max": max, "sum": sum, "len": len, "zip": zip}
+             "ref": load, "flips": lambda *a, **k: stage_flips(run, *a, **k), "facts_flips": facts_flips,
+             "round": round, "abs": abs, "min": min, "max": max, "sum": sum, "len": len}
     try:
         result = eval(expression.strip(), {"__builtins__": {}}, names)  # noqa: S307 (the repository's own text)
     except Exception as error:
-        raise ValueError(f"<!--m {ref} {expr}-->: {type(error).__name__}: {error}") from None
+        raise ValueError(f"<!--m:{ref}:{expr}-->: {type(error).__name__}: {error}") from None
     return format(result, spec.strip()) if spec.strip() else str(result)
 
 
 def render(text: str) -> str:
     """`text` with every span's value written from its reference."""
-    return SPAN.sub(lambda m: f"<!--m {m['ref']} {m['expr']}-->{value(m['ref'], m['expr'])}<!--/m-->", text)
-
-
-def visible(text: str) -> str:
-    """`text` as a reader sees it: each span shows its value only."""
-    return SPAN.sub(lambda m: m["value"], text)
+    return SPAN.sub(lambda m: f"<!--m:{m['ref']}:{m['expr']}-->{value(m['ref'], m['expr'])}<!--/m-->", text)
 
 
 def strip_spans(text: str) -> str:
@@ -136,14 +140,14 @@ def render_notebook(path: Path) -> bool:
 
 
 def stale(path: Path) -> list[str]:
-    """The spans of one notebook whose value differs from its reference, as 'cell N: <!--m ...--> a != b'."""
+    """The spans of one notebook whose value differs from its reference, as 'cell N: <!--m:...--> a != b'."""
     found = []
     for index, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
         if cell["cell_type"] == "markdown":
             for m in SPAN.finditer("".join(cell["source"])):
                 now = value(m["ref"], m["expr"])
                 if now != m["value"]:
-                    found.append(f"{path.name} cell {index}: <!--m {m['ref']} {m['expr']}--> says {m['value']!r}, "
+                    found.append(f"{path.name} cell {index}: <!--m:{m['ref']}:{m['expr']}--> says {m['value']!r}, "
                                  f"the reference {now!r}")
     return found
 

@@ -67,10 +67,7 @@ def main_path_and_further(path: Path) -> tuple[list[dict], list[dict]]:
 
 
 def markdown_words(found: list[dict]) -> int:
-    """The words a reader sees: a generated number's markers (tools/notebook_numbers.py) do not count."""
-    from tools.notebook_numbers import visible
-
-    return sum(len(visible("".join(c["source"])).split()) for c in found if c["cell_type"] == "markdown")
+    return sum(len("".join(c["source"]).split()) for c in found if c["cell_type"] == "markdown")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name[:2])
