@@ -157,13 +157,8 @@ def executed_copy(executed: Path, reference: Path) -> dict:
     run printed it."""
     run = json.loads(reference.read_text(encoding="utf-8"))
     nb = json.loads(executed.read_text(encoding="utf-8"))
-    current_text(nb["cells"], run["notebook"])
     for cell in nb["cells"]:
         cell.get("metadata", {}).pop("execution", None)
-        if is_bundle(cell):
-            cell["source"] = ["# The helpers bundle (base64) is left out of this executed copy: open the notebook "
-                              "itself to run it.\n"]
-            cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("output_type") == "stream"]
         if cell["cell_type"] == "code":
             kept = []
             for output in cell.get("outputs", []):
@@ -177,8 +172,23 @@ def executed_copy(executed: Path, reference: Path) -> dict:
                 kept.append(output)
             cell["outputs"] = kept
     nb.get("metadata", {}).pop("widgets", None)
+    return finish_copy(nb, run, reference, runs=executed.resolve().parent.parent)
+
+
+BUNDLE_NOTE = "# The helpers bundle (base64) is left out of this executed copy: open the notebook itself to run it.\n"
+
+
+def finish_copy(nb: dict, run: dict, reference: Path, runs: Path | None = None) -> dict:
+    """What an executed copy gets when it is made and again whenever it is refreshed: the notebook's markdown as it
+    reads now, the bundle cell's comment in place of its code (so only what it printed, no value of its own), the
+    header written from its reference, and no folder of this machine (portable)."""
+    current_text(nb["cells"], run["notebook"])
+    for cell in nb["cells"]:
+        if is_bundle(cell):
+            cell["source"] = [BUNDLE_NOTE]
+            cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("output_type") == "stream"]
     add_header(nb["cells"], header(run, reference))
-    return json.loads(portable(json.dumps(nb, ensure_ascii=False), runs=executed.resolve().parent.parent))
+    return json.loads(portable(json.dumps(nb, ensure_ascii=False), runs=runs))
 
 
 def header(run: dict, reference: Path) -> str:
@@ -201,8 +211,9 @@ def add_header(cells: list[dict], text: str) -> None:
     if not cells or cells[0]["cell_type"] != "markdown":
         cells.insert(0, {"cell_type": "markdown", "metadata": {}, "source": []})
     first = cells[0]
+    own = own_text(first)  # a header added before is replaced, not stacked
     first.setdefault("metadata", {})[HEADER_KEY] = text
-    first["source"] = [text, *first["source"]]
+    first["source"] = [text, *own]
 
 
 def own_text(cell: dict) -> list[str]:
@@ -233,17 +244,10 @@ def refresh_text() -> list[Path]:
     for path in sorted(EXECUTED_DIR.glob("*.ipynb")):
         old = path.read_text(encoding="utf-8")
         nb = json.loads(old)
-        first = nb["cells"][0]
-        head = first.get("metadata", {}).get(HEADER_KEY)
-        if head:  # the header as header() writes it now, from the reference it names
-            reference = ROOT / head.split("`measured` in `")[1].split("`")[0]
-            first["metadata"][HEADER_KEY] = header(json.loads(reference.read_text(encoding="utf-8")), reference)
-            first["source"] = [first["metadata"][HEADER_KEY], *first["source"][1:]]
-        current_text(nb["cells"], path.stem)
-        for cell in nb["cells"]:  # the bundle cell shows a comment, so no value of its own (as executed_copy keeps it)
-            if is_bundle(cell):
-                cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("output_type") == "stream"]
-        new = portable(json.dumps(nb, indent=1, ensure_ascii=False)) + "\n"
+        head = nb["cells"][0]["metadata"][HEADER_KEY]
+        reference = ROOT / head.split("`measured` in `")[1].split("`")[0]
+        new = json.dumps(finish_copy(nb, json.loads(reference.read_text(encoding="utf-8")), reference), indent=1,
+                         ensure_ascii=False) + "\n"
         if new != old:
             path.write_text(new, encoding="utf-8")
             rewritten.append(path)
