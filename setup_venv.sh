@@ -21,10 +21,14 @@
 #   ./setup_venv.sh colab-sim t4 [01 ... | all]
 #                            ... or run tests/colab_t4.ipynb (the Colab T4 check) there on these notebooks (default all)
 #   ./setup_venv.sh bench [--steps N] ... then train 02's LoRA via Unsloth and via plain TRL+PEFT; runs/bench/
-#   ./setup_venv.sh gpu-check OUT [--deadline-min 9] [--dry-run]
+#   ./setup_venv.sh gpu-check OUT --phase 1|2 [--deadline-min M]
 #                            on a lent GPU machine (no venv set-up: it has no network; tools/gpu_check.py installs the
-#                            wheels carried in .carry/gpu-check-N/ over its own CUDA torch): nbval of the six notebooks
-#                            under T4 emulation, full 02, the bench, full 04 and 05, until the deadline; all under OUT
+#                            wheels carried in .carry/gpu-check-N/ over its own CUDA torch): phase 1 nbval of the six
+#                            notebooks under T4 emulation; phase 2 full 02, the bench, full 04 and 05, until the
+#                            deadline; all under OUT
+#   ./setup_venv.sh gpu-check pack | OUT --dry-run | OUT --rehearse [--notebooks 02 ...]
+#                            here, in the venv: pack the wheels and print the device calls; check the plan; or run both
+#                            phases for real on the CPU in a copy of the working tree
 # Environment: SMOKE_TEST=1 (smoke profile for `run`), VENV_DIR (default venv), PYTHON (default python3),
 #              SMOL_RUNS_DIR (default runs/), SMOL_CACHE_DIR (converted offline model; default ~/.cache/smol-trainer-notebooks),
 #              SMOL_TEST_WORKERS (notebooks under test at a time; default 2, or 1 on one core)
@@ -97,6 +101,13 @@ case "${1:-setup}" in
   test-recipes) shift; setup; run_recipe_tests "$@" ;;
   colab-sim) shift; setup; "$VENV_DIR/bin/python" tools/colab_sim.py "$@" ;;
   bench) shift; setup; "$VENV_DIR/bin/python" tools/bench.py "$@" ;;
-  gpu-check) shift; "$PYTHON" tools/gpu_check.py "$@" ;;
-  *) echo "usage: $0 [setup|run [02 ...]|test [pytest args]|test-plain [02 05 ...]|test-recipes [pytest args]|colab-sim [02 ... | all | t4 [01 ...]]|bench [--steps N]|gpu-check OUT [--dry-run]]" >&2; exit 2 ;;
+  gpu-check) shift
+    # On the GPU machine (--phase 1|2): its own Python, no venv (no network there). Here (pack, --dry-run, --rehearse):
+    # the venv, which has what they need (pip, nbformat, the tools' imports).
+    if [[ " $* " =~ " --rehearsal " ]] || [[ " $* " =~ " --phase " && ! " $* " =~ " --dry-run " && ! " $* " =~ " --rehearse " ]]; then
+      "$PYTHON" tools/gpu_check.py "$@"
+    else
+      setup; "$VENV_DIR/bin/python" tools/gpu_check.py "$@"
+    fi ;;
+  *) echo "usage: $0 [setup|run [02 ...]|test [pytest args]|test-plain [02 05 ...]|test-recipes [pytest args]|colab-sim [02 ... | all | t4 [01 ...]]|bench [--steps N]|gpu-check pack|OUT --phase 1|2|--dry-run|--rehearse]" >&2; exit 2 ;;
 esac

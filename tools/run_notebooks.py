@@ -2,6 +2,9 @@
 
   python tools/run_notebooks.py            every notebook, in order
   python tools/run_notebooks.py 02 05      a subset, by number
+  python tools/run_notebooks.py 02 --set MAX_STEPS=2
+                                           a knob of the settings cell changed for this run (a rehearsal: results.json
+                                           records the value it ran with)
 
 SMOKE_TEST=1 selects the smoke profile; SMOL_RUNS_DIR moves runs/. Before each notebook it prints the time the
 committed reference run took on this kind of device (data/reference/); while it runs, each section heading, what the
@@ -198,12 +201,30 @@ class WatchedClient(NotebookClient):
         return super().process_message(msg, cell, cell_index)
 
 
-def run_one(path: Path, runs: Path, profile: str, device: str) -> tuple[str, float]:
+SETTINGS_END = "SETTINGS = results.settings_of(globals())"
+
+
+def with_settings(nb: Any, assignments: list[str]) -> Any:
+    """The notebook with `assignments` (NAME=VALUE, Python source) added at the end of its Settings cell, after the
+    smoke profile's block and before SETTINGS records the knobs (results.json then holds the values it ran with)."""
+    cells = [c for c in nb.cells if c.cell_type == "code" and SETTINGS_END in c.source]
+    if len(cells) != 1:
+        raise SystemExit(f"expected one Settings cell holding {SETTINGS_END!r}, found {len(cells)}")
+    lines = "".join(f"{a.split('=', 1)[0].strip()} = {a.split('=', 1)[1].strip()}\n" for a in assignments)
+    cells[0].source = cells[0].source.replace(SETTINGS_END, lines + SETTINGS_END, 1)
+    return nb
+
+
+def run_one(path: Path, runs: Path, profile: str, device: str, assignments: list[str] | None = None
+            ) -> tuple[str, float]:
     """Execute one notebook into runs/<name>/<name>.ipynb; returns (status, seconds)."""
     name = path.stem
     out = runs / name
     out.mkdir(parents=True, exist_ok=True)
     nb = nbformat.read(path, as_version=4)
+    if assignments:
+        with_settings(nb, assignments)
+        print(f"  set for this run: {', '.join(assignments)}")
     # The kernel starts in the notebook's folder, as under jupyter nbconvert --execute.
     client = WatchedClient(nb, reference_cells=reference_cell_times(name, profile, device), timeout=None,
                            kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
@@ -229,7 +250,12 @@ def run_one(path: Path, runs: Path, profile: str, device: str) -> tuple[str, flo
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", help="numbers of the notebooks to run (default: all)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a knob of the Settings cell changed for this run (e.g. MAX_STEPS=2); repeatable")
     args = parser.parse_args(argv)
+    bad = [k for k in args.set if "=" not in k]
+    if bad:
+        parser.error(f"--set takes NAME=VALUE, not {bad[0]!r}")
     chosen = choose(args.notebooks)
     profile = runtime.profile()  # SMOKE_TEST read as the notebooks read it
     gpu = runtime.has_gpu()
@@ -251,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for path in chosen:
             print(f"\n== {path.stem} ({profile} profile; expected {clock(expected[path.stem])})", flush=True)
-            done[path.stem] = run_one(path, runs, profile, device)
+            done[path.stem] = run_one(path, runs, profile, device, args.set)
     except KeyboardInterrupt:
         print("\nStopped (Ctrl-C). The notebooks that finished keep their results in", runs)
     print("\n| notebook | expected | measured | status |\n|---|---|---|---|")

@@ -74,7 +74,11 @@ class Suite:
 
     def pytest(self, label: str, args: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> int:
         start = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT, env={**self.env, **(env or {})},
+        # The configuration named outright: pytest looks for pytest.ini only at and above the paths it is given, and a
+        # notebook copied outside the repository (gpu_check's runs folder) would lose --nbval-lax and not be collected.
+        config = ["-c", str(ROOT / "pytest.ini"), "--rootdir", str(ROOT)]
+        result = subprocess.run([sys.executable, "-m", "pytest", *config, *args], cwd=ROOT,
+                                env={**self.env, **(env or {})},
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
         seconds = time.monotonic() - start
         if log is not None:

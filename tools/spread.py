@@ -36,23 +36,10 @@ import run_notebooks  # noqa: E402
 
 from tests.results.effects import EFFECTS  # noqa: E402
 
-SETTINGS_END = "SETTINGS = results.settings_of(globals())"
-
 
 def variant_name(seed: int, threads: int, capability: str, assignments: list[str]) -> str:
     name = f"seed{seed}-t{threads}-{capability.lower() if capability else 'native'}"
     return name + "".join("-" + re.sub(r"[^A-Za-z0-9.]+", "_", a).strip("_") for a in assignments)
-
-
-def with_settings(nb: Any, assignments: list[str]) -> Any:
-    """The notebook with `assignments` (NAME=VALUE, Python source) added at the end of its Settings cell, after the
-    smoke profile's block and before SETTINGS records the knobs."""
-    cells = [c for c in nb.cells if c.cell_type == "code" and SETTINGS_END in c.source]
-    if len(cells) != 1:
-        raise SystemExit(f"expected one Settings cell holding {SETTINGS_END!r}, found {len(cells)}")
-    lines = "".join(f"{a.split('=', 1)[0].strip()} = {a.split('=', 1)[1].strip()}\n" for a in assignments)
-    cells[0].source = cells[0].source.replace(SETTINGS_END, lines + SETTINGS_END, 1)
-    return nb
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     for path in run_notebooks.choose(args.notebooks):
         with tempfile.TemporaryDirectory() as folder:
             copy = Path(folder) / path.name
-            nbformat.write(with_settings(nbformat.read(path, as_version=4), assignments), copy)
+            nbformat.write(run_notebooks.with_settings(nbformat.read(path, as_version=4), assignments), copy)
             status, _ = run_notebooks.run_one(copy, runs, args.profile, "cpu")
             failed += status != "done"
     return 1 if failed else 0

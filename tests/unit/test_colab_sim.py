@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -233,9 +234,10 @@ def test_the_t4_notebook_knobs_and_their_overrides(monkeypatch):
     monkeypatch.delenv("COLAB_T4_REPO", raising=False)
     monkeypatch.delenv("COLAB_T4_NOTEBOOKS", raising=False)
     exec(cells["knobs"], knobs)
-    # the repository and branch the notebooks' "Open in Colab" badges point at
+    # REPO left empty: a zip beside the notebook, else the repository and branch the "Open in Colab" badges point at
     badge = re.search(r"colab\.research\.google\.com/github/([^/]+/[^/]+)/blob/([^/]+)/", NOTEBOOK_02.read_text())
-    assert (knobs["REPO"], knobs["BRANCH"]) == (f"https://github.com/{badge.group(1)}", badge.group(2))
+    assert knobs["REPO"] == ""
+    assert (knobs["GIT_URL"], knobs["BRANCH"]) == (f"https://github.com/{badge.group(1)}", badge.group(2))
     assert knobs["NOTEBOOKS"] == colab_sim.notebook_numbers()
     monkeypatch.setenv("COLAB_T4_REPO", "/here")
     monkeypatch.setenv("COLAB_T4_NOTEBOOKS", "01 02")
@@ -244,6 +246,200 @@ def test_the_t4_notebook_knobs_and_their_overrides(monkeypatch):
     nb = json.loads(T4.read_text(encoding="utf-8"))
     assert nb["metadata"]["colab"]["gpuType"] == "T4"
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb["cells"] if "outputs" in c)
+
+
+# The knobs and fetch cells run here with exec, in this process (no kernel, no notebook run): cwd is the folder the
+# notebook was uploaded to, COLAB_T4_REPO (when given) what a teacher writes into REPO.
+
+
+def t4_fetch(monkeypatch, folder: Path, repo: str | None = None) -> dict:
+    """The namespace after tests/colab_t4.ipynb's knobs and fetch cells ran in `folder`."""
+    cells, found = t4_cells(), {}
+    monkeypatch.chdir(folder)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the fetch cell puts the repository first on it
+    monkeypatch.delenv("COLAB_T4_NOTEBOOKS", raising=False)
+    if repo is None:
+        monkeypatch.delenv("COLAB_T4_REPO", raising=False)
+    else:
+        monkeypatch.setenv("COLAB_T4_REPO", repo)
+    exec(cells["knobs"], found)
+    exec(cells["fetch"], found)
+    return found
+
+
+def git(folder: Path, *args: str) -> str:
+    command = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@example.org", *args]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def small_repository(folder: Path) -> Path:
+    """A git repository with the two folders the fetch cell looks for, one commit."""
+    (folder / "helpers").mkdir(parents=True)
+    (folder / "helpers" / "__init__.py").write_text("WHICH = 'small'\n")
+    (folder / "notebooks").mkdir()
+    (folder / "notebooks" / "01_tiny.ipynb").write_text("{}\n")
+    git(folder, "init", "-q")
+    git(folder, "add", ".")
+    git(folder, "commit", "-q", "-m", "small")
+    return folder
+
+
+@pytest.mark.parametrize("prefix", ["", "smol-trainer-notebooks/", "smol-trainer-notebooks-main/"])
+def test_the_t4_notebook_takes_a_git_archive_zip_uploaded_beside_it(monkeypatch, tmp_path, prefix):
+    # The one-liner its first cell gives, without a prefix (files at the zip's top), with the one it suggests, and
+    # with the folder GitHub's "Download ZIP" puts them in; REPO left empty.
+    source = small_repository(tmp_path / "clone")
+    upload = tmp_path / "content" / "smol-trainer-notebooks.zip"
+    upload.parent.mkdir()
+    git(source, "archive", "--format=zip", *([f"--prefix={prefix}"] if prefix else []), "-o", str(upload), "HEAD")
+    found = t4_fetch(monkeypatch, upload.parent)
+    repo = upload.parent / "colab-t4" / "repo"
+    assert (repo / "helpers" / "__init__.py").read_text() == "WHICH = 'small'\n"
+    assert (repo / "notebooks" / "01_tiny.ipynb").exists()
+    assert found["repo"] == repo and sys.path[0] == str(repo)
+    assert found["SOURCE"] == f"{upload} (commit {git(source, 'rev-parse', 'HEAD')})"  # git archive's zip comment
+    assert sorted(p.name for p in repo.parent.iterdir()) == ["repo"]  # nothing else left unpacked
+    # a zip elsewhere (on Drive) named in REPO: the same
+    drive = tmp_path / "drive" / "repo.zip"
+    drive.parent.mkdir()
+    shutil.move(upload, drive)
+    assert t4_fetch(monkeypatch, upload.parent, repo=str(drive))["SOURCE"].startswith(f"{drive} (commit ")
+    assert (repo / "helpers" / "__init__.py").exists()
+
+
+def test_the_t4_notebook_takes_the_newest_zip_beside_it(monkeypatch, tmp_path):
+    source = small_repository(tmp_path / "clone")
+    (tmp_path / "content").mkdir()
+    older, newer = tmp_path / "content" / "b-older.zip", tmp_path / "content" / "a-newer.zip"
+    git(source, "archive", "--format=zip", "-o", str(older), "HEAD")
+    (source / "helpers" / "__init__.py").write_text("WHICH = 'newer'\n")
+    git(source, "commit", "-q", "-am", "newer")
+    git(source, "archive", "--format=zip", "-o", str(newer), "HEAD")
+    os.utime(older, (time.time() - 60, time.time() - 60))
+    found = t4_fetch(monkeypatch, tmp_path / "content")
+    assert found["REPO"] == str(newer)
+    assert (found["repo"] / "helpers" / "__init__.py").read_text() == "WHICH = 'newer'\n"
+
+
+def test_the_t4_notebook_uses_a_drive_or_local_folder_as_it_is(monkeypatch, tmp_path):
+    # REPO set to a folder (a mounted Drive folder: no .git there) wins over a zip beside the notebook; its files are
+    # copied as they are, without venvs, runs and caches
+    drive = tmp_path / "drive" / "MyDrive" / "smol-trainer-notebooks"
+    (drive / "helpers").mkdir(parents=True)
+    (drive / "helpers" / "__init__.py").write_text("WHICH = 'drive'\n")
+    (drive / "notebooks").mkdir()
+    for ignored in ("venv/bin", "runs/01", "helpers/__pycache__"):
+        (drive / ignored).mkdir(parents=True)
+    (tmp_path / "content").mkdir()
+    git(
+        small_repository(tmp_path / "clone"),
+        "archive",
+        "--format=zip",
+        "-o",
+        str(tmp_path / "content" / "x.zip"),
+        "HEAD",
+    )
+    found = t4_fetch(monkeypatch, tmp_path / "content", repo=str(drive))
+    repo = tmp_path / "content" / "colab-t4" / "repo"
+    assert (repo / "helpers" / "__init__.py").read_text() == "WHICH = 'drive'\n"
+    assert sorted(p.name for p in repo.iterdir()) == ["helpers", "notebooks"]
+    assert not (repo / "helpers" / "__pycache__").exists()
+    assert found["SOURCE"] == f"{drive} (commit ?, working tree)" and sys.path[0] == str(repo)
+
+
+def test_the_t4_notebook_says_what_to_do_when_it_finds_no_repository(monkeypatch, tmp_path):
+    (tmp_path / "content").mkdir()
+    clones = []
+
+    def no_clone(args, **kwargs):  # GitHub does not publish the repository yet: git asks for a login, and may not
+        clones.append((args, kwargs))
+        stderr = "fatal: could not read Username for 'https://github.com': terminal prompts disabled"
+        return subprocess.CompletedProcess(args, 128, stdout="", stderr=stderr)
+
+    monkeypatch.setattr(subprocess, "run", no_clone)
+    # REPO left empty, no zip beside the notebook: it tries GIT_URL, and says what to do instead
+    with pytest.raises(RuntimeError) as raised:
+        t4_fetch(monkeypatch, tmp_path / "content")
+    said = str(raised.value)
+    url = "https://github.com/smol-trainer-notebooks/smol-trainer-notebooks"
+    assert said.startswith(f"git could not clone {url}: fatal: could not read Username")
+    for what_to_do in (
+        "upload a zip of it to the Files pane",
+        "git archive --format=zip --prefix=smol-trainer-notebooks/ -o smol-trainer-notebooks.zip HEAD",
+        "Mount Drive",
+        "Run all again",
+    ):
+        assert what_to_do in said
+    (args, kwargs), *_ = clones
+    assert args[:2] == ["git", "clone"] and url in args and kwargs["env"]["GIT_TERMINAL_PROMPT"] == "0"
+    # a Drive folder named before Drive is mounted, and a zip that holds something else: the same advice
+    with pytest.raises(
+        RuntimeError, match=r"REPO = '/content/drive/MyDrive/x' is no folder, zip or git URL(.|\n)*Mount"
+    ):
+        t4_fetch(monkeypatch, tmp_path / "content", repo="/content/drive/MyDrive/x")
+    other = tmp_path / "content" / "photos.zip"
+    with zipfile.ZipFile(other, "w") as archive:
+        archive.writestr("holiday/beach.jpg", b"")
+    with pytest.raises(
+        RuntimeError, match=r"photos\.zip' is no folder, zip or git URL holding helpers/ and notebooks/"
+    ):
+        t4_fetch(monkeypatch, tmp_path / "content")
+    assert len(clones) == 1
+
+
+def test_repository_zip_is_the_working_tree_under_one_folder_and_the_notebook_takes_it(monkeypatch, tmp_path):
+    source = small_repository(tmp_path / "clone")
+    (source / ".gitignore").write_text("runs/\n")
+    (source / "notebooks" / "02_gone.ipynb").write_text("{}\n")
+    git(source, "add", ".")
+    git(source, "commit", "-q", "-m", "more")
+    (source / "helpers" / "__init__.py").write_text("WHICH = 'uncommitted'\n")  # changed, not committed
+    (source / "helpers" / "new.py").write_text("")  # untracked, not ignored
+    (source / "runs").mkdir()
+    (source / "runs" / "results.json").write_text("{}")  # ignored
+    (source / "notebooks" / "02_gone.ipynb").unlink()  # deleted, not committed
+    (tmp_path / "content").mkdir()
+    upload = colab_sim.repository_zip(tmp_path / "content" / "smol-trainer-notebooks.zip", root=source)
+    with zipfile.ZipFile(upload) as archive:
+        names, comment = sorted(archive.namelist()), archive.comment.decode()
+    assert names == [
+        f"smol-trainer-notebooks/{name}"
+        for name in (".gitignore", "helpers/__init__.py", "helpers/new.py", "notebooks/01_tiny.ipynb")
+    ]
+    assert comment == f"{git(source, 'rev-parse', '--short', 'HEAD')}, working tree"
+    found = t4_fetch(monkeypatch, upload.parent)
+    assert (found["repo"] / "helpers" / "__init__.py").read_text() == "WHICH = 'uncommitted'\n"
+    assert found["SOURCE"] == f"{upload} (commit {comment})"
+
+
+def test_run_t4_uploads_a_zip_of_the_working_tree_beside_the_notebook_and_leaves_repo_empty(monkeypatch, tmp_path):
+    # run_t4 with the notebook's execution replaced by its knobs and fetch cells, run here on what run_t4 set up
+    monkeypatch.setenv("COLAB_T4_REPO", str(ROOT))  # whatever the caller's shell says
+    monkeypatch.setattr(colab_sim, "installed", lambda python: {})
+    (tmp_path / "work").mkdir()
+    monkeypatch.setattr(colab_sim.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "work"))
+    seen, claims = [], []
+
+    def fake_execute(python, notebook, env, timeout):
+        seen.append((sorted(p.name for p in notebook.parent.iterdir()), "COLAB_T4_REPO" in env))
+        found = t4_fetch(monkeypatch, notebook.parent, repo=env.get("COLAB_T4_REPO"))
+        if "COLAB_T4_REPO" not in env:  # this working tree's files, from the zip
+            assert (found["repo"] / "tools" / "colab_sim.py").read_text() == Path(colab_sim.__file__).read_text()
+        runs = {"01_full_finetuning": fake_results()["01_full_finetuning"]}
+        source = claims[-1] if claims else found["SOURCE"]
+        colab_sim.t4_write(colab_sim.t4_report(source, runs, 1200, FAKE_ENV), found["WORK"])
+        return {"cells": [], "metadata": {"colab_sim": {"seconds": 1.0, "stopped": None}}}
+
+    monkeypatch.setattr(colab_sim, "execute", fake_execute)
+    run = colab_sim.run_t4(Path("/sim/bin/python"), ["01"])
+    assert seen == [(["colab_t4.ipynb", "smol-trainer-notebooks.zip"], False)]
+    zip_path = tmp_path / "work" / "smol-trainer-notebooks.zip"
+    assert run["report"]["repository"].startswith(f"{zip_path} (commit ") and run["zip_kb"] > 100
+    # a notebook that took something else (the git URL, say) fails the run
+    claims.append("https://github.com/smol-trainer-notebooks/smol-trainer-notebooks (commit abc1234)")
+    (tmp_path / "work").mkdir()
+    with pytest.raises(AssertionError, match="did not take the zip uploaded beside it but https://github.com"):
+        colab_sim.run_t4(Path("/sim/bin/python"), ["01"])
 
 
 def test_t4_notebooks_in_the_order_asked_and_unknown_ones_refused():
@@ -412,6 +608,12 @@ def test_the_readme_block_comes_from_the_report(tmp_path, monkeypatch):
         },
     }
     lines = "\n".join(colab_sim.readme_lines({"notebooks": sim, "t4": t4}))
+    assert "with `REPO` set to this working tree (copied, 1 s). Its install cell" in lines  # a run before the zip
+    zipped = {**t4, "t4": {**t4["t4"], "zip_kb": 2345.6}}
+    assert (
+        "beside a zip of this working tree (2346 KB, as `git archive --prefix=` makes one), `REPO` left empty (it "
+        "took the zip and unpacked it, 1 s). Its install cell installed 1 packages"
+    ) in "\n".join(colab_sim.readme_lines({"t4": zipped}))
     assert "(`./setup_venv.sh colab-sim 02`, 2026-12-03," in lines
     assert "every cell before code cell 7 ran, and that cell (`model_name = models.model_name(MODEL_SOURCE)`)" in lines
     assert f'after 0.2 s (38 s from the start) with RuntimeError: "{message}"' in lines

@@ -149,3 +149,30 @@ def test_each_finished_cell_with_a_reference_time_counts_towards_the_pace(monkey
         client._cell_start(nb.cells[index], index)
         client._cell_done(nb.cells[index], index, None)
     assert client.took == {"here": 45.0, "reference": 40.0}  # the unmatched cell's 30 s are left out
+
+
+def test_every_notebook_takes_settings_for_one_run_where_results_json_records_them():
+    """--set (the GPU check's rehearsal, tools/spread.py's variants): the assignment lands after the smoke block and
+    before SETTINGS, in every notebook."""
+    for path in run_notebooks.choose([]):
+        nb = run_notebooks.with_settings(nbformat.read(path, as_version=4), ["MAX_STEPS=2"])
+        settings = next(c.source for c in nb.cells if run_notebooks.SETTINGS_END in c.source)
+        assert f"MAX_STEPS = 2\n{run_notebooks.SETTINGS_END}" in settings
+        assert settings.index("MAX_STEPS = 2") > settings.find('PROFILE == "smoke"')
+
+
+def test_assignments_go_after_the_smoke_block_and_before_settings_are_recorded():
+    nb = nbformat.read(run_notebooks.NOTEBOOKS[0], as_version=4)
+    changed = run_notebooks.with_settings(nb, ["SEED=1", "LEARNING_RATE = 0"])
+    [cell] = [c for c in changed.cells if c.cell_type == "code" and run_notebooks.SETTINGS_END in c.source]
+    lines = cell.source.splitlines()
+    end = next(i for i, line in enumerate(lines) if line.startswith(run_notebooks.SETTINGS_END))
+    assert lines[end - 2:end] == ["SEED = 1", "LEARNING_RATE = 0"]
+    assert next(i for i, line in enumerate(lines) if line.startswith('if PROFILE == "smoke":')) < end
+    assert "set_seed(SEED)" in "\n".join(lines[end:])  # the new seed is the one set
+
+
+def test_a_notebook_without_one_settings_cell_is_refused():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    with pytest.raises(SystemExit, match="one Settings cell"):
+        run_notebooks.with_settings(nb, ["SEED=1"])

@@ -33,3 +33,25 @@ def test_a_failed_session_fails_the_suite(capsys):
     assert "5 passed, 1 failed" in capsys.readouterr().out.splitlines()
     suite.steps, suite.totals = [("unit tests", 1.0, 0)], {"passed": 5}
     assert suite.report(0.0) == 0
+
+
+def test_a_notebook_whose_runs_folder_is_outside_the_repository_runs_under_nbval(tmp_path, capsys):
+    """gpu_check puts the runs under the system's temp folder: the copied notebook must still be collected, with the
+    repository's pytest.ini (--nbval-lax), and its cells run."""
+    import os
+
+    import nbformat
+
+    notebook = tmp_path / "source" / "tiny.ipynb"
+    notebook.parent.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import os\nprint(os.getcwd())\nx = 6 * 7"),
+                nbformat.v4.new_code_cell("assert x == 42")]
+    nbformat.write(nb, notebook)
+    runs = tmp_path / "runs"
+    assert not runs.is_relative_to(run_tests.ROOT)
+    suite = run_tests.Suite({**os.environ, "OMP_NUM_THREADS": "1"})
+    suite.in_parallel([notebook], runs, 1, 1, unit=False)
+    assert suite.report(0.0) == 0
+    assert suite.totals == {"passed": 2}  # both cells, as nbval items
+    assert "configfile: pytest.ini" in (runs / "notebooks-alone" / "tiny.log").read_text()  # the repository's

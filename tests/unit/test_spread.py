@@ -2,28 +2,8 @@
 
 import json
 
-import nbformat
-import pytest
-
 from tests.results.effects import EFFECTS
 from tools import spread
-
-
-def test_assignments_go_after_the_smoke_block_and_before_settings_are_recorded():
-    nb = nbformat.read(spread.run_notebooks.NOTEBOOKS[0], as_version=4)
-    changed = spread.with_settings(nb, ["SEED=1", "LEARNING_RATE = 0"])
-    [cell] = [c for c in changed.cells if c.cell_type == "code" and spread.SETTINGS_END in c.source]
-    lines = cell.source.splitlines()
-    end = next(i for i, line in enumerate(lines) if line.startswith(spread.SETTINGS_END))
-    assert lines[end - 2:end] == ["SEED = 1", "LEARNING_RATE = 0"]
-    assert next(i for i, line in enumerate(lines) if line.startswith('if PROFILE == "smoke":')) < end
-    assert "set_seed(SEED)" in "\n".join(lines[end:])  # the new seed is the one set
-
-
-def test_a_notebook_without_one_settings_cell_is_refused():
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
-    with pytest.raises(SystemExit, match="one Settings cell"):
-        spread.with_settings(nb, ["SEED=1"])
 
 
 def test_variant_names_say_seed_threads_and_kernels():

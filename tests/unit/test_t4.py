@@ -182,6 +182,66 @@ def test_precision_without_a_cuda_gpu(monkeypatch):
     assert engine.mixed_precision(torch.float32, "mps") == (True, False)
 
 
+def test_plain_engine_trains_notebook_05s_embedding_copies_with_fp16_and_loss_scaling(gpu_stand_in):
+    """Notebook 05 on the plain engine on a T4: float16 weights, LoRA plus trainable embed_tokens / lm_head copies
+    (modules_to_save), fp16 mixed precision with a GradScaler. Float16 copies stop the scaler ("Attempting to unscale
+    FP16 gradients."); helpers.plain trains them in float32, as Unsloth does. The step runs on the CPU, with its own
+    fp16 autocast and GradScaler (accelerate turns fp16 off on a CPU, so not through a Trainer)."""
+    import peft  # noqa: F401  (before the stand-in: importing transformers' models or peft reads the device)
+    import torch
+
+    from helpers import engine, plain
+    from tests.unit.test_engine import SEVEN, tiny_llama
+
+    model = tiny_llama(tied=False)
+    gpu_stand_in(t4_card=True)
+    dtype = engine.default_dtype()
+    assert dtype == torch.float16 and engine.mixed_precision(dtype) == (False, True)
+    model = plain.PlainLanguageModel.get_peft_model(
+        model.to(dtype), r=4, target_modules=SEVEN, modules_to_save=["embed_tokens", "lm_head"],
+        use_gradient_checkpointing="unsloth", random_state=3407,
+    )
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    copies, _ = plain.embedding_parameters(model)
+    at_start = [c.detach().clone() for c in copies]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-3)
+    scaler = torch.amp.GradScaler("cpu")
+    ids = torch.randint(0, 64, (2, 8), generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.float16):
+        loss = model(input_ids=ids, labels=ids).loss
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)  # as the Trainer's gradient clipping does first
+    torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+    scaler.step(optimizer)
+    scaler.update()
+    assert scaler.get_scale() == 2.0**16  # no inf/NaN gradient: the step was taken
+    assert len(copies) == 2 and all(not torch.equal(c, c0) for c, c0 in zip(copies, at_start))
+    assert {p.dtype for p in trainable} == {torch.float32}  # the copies, and PEFT's LoRA matrices
+    assert model.base_model.model.lm_head.original_module.weight.dtype == torch.float16  # the frozen weights stay
+    # notebook 05 then measures and generates without autocast: the float16 model around the float32 copies still runs
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits
+    assert logits.dtype == torch.float16 and torch.isfinite(logits).all()
+    assert model.generate(input_ids=ids[:1, :3], max_new_tokens=2, do_sample=False).shape == (1, 5)
+
+
+def test_plain_engine_keeps_bfloat16_embedding_copies_as_unsloth_does(gpu_stand_in):
+    import peft  # noqa: F401  (before the stand-in, as above)
+    import torch
+
+    from helpers import engine, plain
+    from tests.unit.test_engine import tiny_llama
+
+    model = tiny_llama(tied=False)
+    gpu_stand_in(t4_card=False)
+    model = plain.PlainLanguageModel.get_peft_model(
+        model.to(engine.default_dtype()), r=4, target_modules=["q_proj"],
+        modules_to_save=["embed_tokens", "lm_head"], use_gradient_checkpointing=False,
+    )
+    copies, _ = plain.embedding_parameters(model)
+    assert [c.dtype for c in copies] == [torch.bfloat16] * 2 and plain.copies_in_float32(model) == 0
+
+
 T4_AFTER_UNSLOTH = """
 import sys, types
 import torch
