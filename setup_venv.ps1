@@ -7,7 +7,7 @@
 #                             ... then execute every notebook (or the ones named) headless into runs\<notebook>\
 #   .\setup_venv.ps1 test     ... then lint with ruff, run the unit tests and every notebook under nbval (smoke
 #                             profile; two at a time), each copied alone into an empty folder first, then the checks of
-#                             their results (tools\run_tests.py); with pytest args, just those
+#                             their results (python -m tools.run_tests); with pytest args, just those
 #   .\setup_venv.ps1 test-plain [02 05 ...]
 #                             ... then the plain engine (SMOL_ENGINE=plain: transformers + PEFT + TRL, the engine
 #                             Windows without an NVIDIA GPU gets): 02 and 05 (or the ones named) under nbval, smoke
@@ -149,7 +149,7 @@ function Run-Notebooks([object[]]$Numbers) {
     # before/after summary, also after a failed notebook, whose error is raised after it.
     $failed = $null
     try {
-        Invoke-Checked $VenvPython (@("tools/run_notebooks.py") + $Numbers)
+        Invoke-Checked $VenvPython (@("-m", "tools.run_notebooks") + $Numbers)
     } catch {
         $failed = $_.Exception
     }
@@ -164,14 +164,14 @@ function Run-Notebooks([object[]]$Numbers) {
 }
 
 function Run-Tests([object[]]$PytestArgs) {
-    # tools\run_tests.py: ruff, the unit tests, every notebook under nbval (smoke profile, two at a time on two cores),
+    # tools.run_tests: ruff, the unit tests, every notebook under nbval (smoke profile, two at a time on two cores),
     # then the checks of what they measured; with pytest args, just those. Runs go to runs\smoke-tests\.
-    Invoke-Checked $VenvPython (@("tools/run_tests.py") + $PytestArgs)
+    Invoke-Checked $VenvPython (@("-m", "tools.run_tests") + $PytestArgs)
 }
 
 function Run-PlainTests([object[]]$Numbers) {
     # The plain engine, as on Windows without an NVIDIA GPU; its smoke runs go to runs\smoke-tests-plain\.
-    Invoke-Checked $VenvPython (@("tools/run_tests.py", "--plain") + $Numbers)
+    Invoke-Checked $VenvPython (@("-m", "tools.run_tests", "--plain") + $Numbers)
 }
 
 function Run-RecipeTests([object[]]$PytestArgs) {
@@ -198,14 +198,14 @@ try {
         "test-plain" { Setup; Run-PlainTests $Rest }
         "test-recipes" { Setup; Run-RecipeTests $Rest }
         "colab-sim" {
-            # Documented difference from setup_venv.sh: tools/colab_sim.py needs Linux (venv-colab-sim/bin/python,
+            # Documented difference from setup_venv.sh: tools.colab_sim needs Linux (venv-colab-sim/bin/python,
             # manylinux wheels).
             [Console]::Error.WriteLine("colab-sim is Linux only: run ./setup_venv.sh colab-sim in WSL2 or on Linux")
             $Code = 2
         }
-        "bench" { Setup; Invoke-Checked $VenvPython (@("tools/bench.py") + $Rest) }
+        "bench" { Setup; Invoke-Checked $VenvPython (@("-m", "tools.bench") + $Rest) }
         "gpu-check" {
-            # Documented difference from setup_venv.sh: tools/gpu_check.py runs on a lent Linux GPU machine.
+            # Documented difference from setup_venv.sh: tools.gpu_check runs on a lent Linux GPU machine.
             [Console]::Error.WriteLine("gpu-check is Linux only: run ./setup_venv.sh gpu-check on the Linux GPU machine")
             $Code = 2
         }

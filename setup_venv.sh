@@ -5,7 +5,7 @@
 #                            ... then execute every notebook (or the ones named) headless into runs/<notebook>/
 #   ./setup_venv.sh test     ... then lint with ruff, run the unit tests and every notebook under nbval (smoke
 #                            profile; two at a time), each copied alone into an empty folder first, then the checks of
-#                            their results (tools/run_tests.py); with pytest args, just those
+#                            their results (python -m tools.run_tests); with pytest args, just those
 #   ./setup_venv.sh test-plain [02 05 ...]
 #                            ... then the plain engine (SMOL_ENGINE=plain: transformers + PEFT + TRL, Unsloth never
 #                            imported in the notebooks' kernels): 02 and 05 (or the ones named) under nbval, smoke
@@ -22,7 +22,7 @@
 #                            ... or run tests/colab_t4.ipynb (the Colab T4 check) there on these notebooks (default all)
 #   ./setup_venv.sh bench [--steps N] ... then train 02's LoRA via Unsloth and via plain TRL+PEFT; runs/bench/
 #   ./setup_venv.sh gpu-check OUT --phase 1|2 [--deadline-min M]
-#                            on a lent GPU machine (no venv set-up: it has no network; tools/gpu_check.py installs the
+#                            on a lent GPU machine (no venv set-up: it has no network; tools.gpu_check installs the
 #                            wheels carried in .carry/gpu-check-N/ over its own CUDA torch): phase 1 nbval of the six
 #                            notebooks under T4 emulation; phase 2 full 02, the bench, full 04 and 05, until the
 #                            deadline; all under OUT
@@ -72,20 +72,20 @@ run_notebooks() {
   # Progress as it runs (section headings, printed text, training steps), expected times from data/reference/, and a
   # table of measured times at the end; Ctrl-C keeps the notebooks that finished. Then the before/after summary.
   local rc=0
-  "$VENV_DIR/bin/python" tools/run_notebooks.py "$@" || rc=$?
+  "$VENV_DIR/bin/python" -m tools.run_notebooks "$@" || rc=$?
   SMOL_RUNS_DIR="${SMOL_RUNS_DIR:-runs}" "$VENV_DIR/bin/python" -m helpers.results
   return $rc
 }
 
 run_tests() {
-  # tools/run_tests.py: ruff, the unit tests, every notebook under nbval (smoke profile, two at a time on two cores),
+  # tools.run_tests: ruff, the unit tests, every notebook under nbval (smoke profile, two at a time on two cores),
   # then the checks of what they measured; with pytest args, just those. Runs go to runs/smoke-tests/.
-  "$VENV_DIR/bin/python" tools/run_tests.py "$@"
+  "$VENV_DIR/bin/python" -m tools.run_tests "$@"
 }
 
 run_plain_tests() {
   # The plain engine, as on macOS or on Windows without an NVIDIA GPU; its smoke runs go to runs/smoke-tests-plain/.
-  "$VENV_DIR/bin/python" tools/run_tests.py --plain "$@"
+  "$VENV_DIR/bin/python" -m tools.run_tests --plain "$@"
 }
 
 run_recipe_tests() {
@@ -99,15 +99,15 @@ case "${1:-setup}" in
   test) shift; setup; run_tests "$@" ;;
   test-plain) shift; setup; run_plain_tests "$@" ;;
   test-recipes) shift; setup; run_recipe_tests "$@" ;;
-  colab-sim) shift; setup; "$VENV_DIR/bin/python" tools/colab_sim.py "$@" ;;
-  bench) shift; setup; "$VENV_DIR/bin/python" tools/bench.py "$@" ;;
+  colab-sim) shift; setup; "$VENV_DIR/bin/python" -m tools.colab_sim "$@" ;;
+  bench) shift; setup; "$VENV_DIR/bin/python" -m tools.bench "$@" ;;
   gpu-check) shift
     # On the GPU machine (--phase 1|2): its own Python, no venv (no network there). Here (pack, --dry-run, --rehearse):
     # the venv, which has what they need (pip, nbformat, the tools' imports).
     if [[ " $* " =~ " --rehearsal " ]] || [[ " $* " =~ " --phase " && ! " $* " =~ " --dry-run " && ! " $* " =~ " --rehearse " ]]; then
-      "$PYTHON" tools/gpu_check.py "$@"
+      "$PYTHON" -m tools.gpu_check "$@"
     else
-      setup; "$VENV_DIR/bin/python" tools/gpu_check.py "$@"
+      setup; "$VENV_DIR/bin/python" -m tools.gpu_check "$@"
     fi ;;
   *) echo "usage: $0 [setup|run [02 ...]|test [pytest args]|test-plain [02 05 ...]|test-recipes [pytest args]|colab-sim [02 ... | all | t4 [01 ...]]|bench [--steps N]|gpu-check pack|OUT --phase 1|2|--dry-run|--rehearse]" >&2; exit 2 ;;
 esac

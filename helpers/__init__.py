@@ -9,6 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "data"
 
+# `from helpers import *`: the two paths, then every helpers module (tests/unit/test_imports.py checks it).
 __all__ = [
     "ROOT",
     "DATA_DIR",
@@ -16,7 +17,6 @@ __all__ = [
     "corpora",
     "data",
     "display",
-    "distributed",
     "engine",
     "evaluation",
     "generation",
@@ -28,6 +28,7 @@ __all__ = [
     "results",
     "rewards",
     "runtime",
+    "switches",
     "t4",
     "torch_lm_head",
     "vocab",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,26 @@ SESSION_STARTED = pytest.StashKey[float]()
 # A notebook for a Colab account (it runs the six notebooks), not a test: `pytest tests` must not run it under nbval.
 collect_ignore = ["colab_t4.ipynb"]
 _IMPORTED = time.time()  # fallback for a run where this conftest is loaded only after the session started
+
+
+REFUSAL = (
+    "pytest with no path from the repository root: that is not the test suite. Run ./setup_venv.sh test (ruff, the "
+    "unit tests, each notebook copied alone into a folder under nbval with SMOKE_TEST=1, then tests/results on what "
+    "they wrote), or name what to run: pytest tests/unit (or a file of it)."
+)
+
+
+def pytest_configure(config) -> None:
+    """Refuse a bare `pytest` (or `pytest .`) from the repository root: it would run the notebooks in place, in the full
+    profile unless SMOKE_TEST=1 (hours), not each copied alone as Colab runs them, and the results checks without
+    SMOL_TESTS_STARTED. The suite's own sessions (tools/run_tests.py) and setup_venv.sh test-recipes name their
+    paths."""
+    whole = config.args_source == pytest.Config.ArgsSource.TESTPATHS or any(
+        not arg.startswith("-") and Path(config.invocation_params.dir, arg.split("::")[0]).resolve() == config.rootpath
+        for arg in config.args
+    )
+    if whole:
+        raise pytest.UsageError(REFUSAL)
 
 
 def pytest_sessionstart(session) -> None:

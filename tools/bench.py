@@ -28,10 +28,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from helpers import results, runtime
 
-from helpers import results, runtime  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 OUT_DIR = results.runs_root() / "bench"  # runs/bench, or under $SMOL_RUNS_DIR
 ENGINES = ("unsloth", "plain")
@@ -54,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             return int(text)
         return parse
 
-    parser = argparse.ArgumentParser(prog="tools/bench.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=at_least(1), default=DEFAULT_STEPS,
                         help=f"timed optimizer steps ({DEFAULT_STEPS})")
     parser.add_argument("--warmup-steps", type=at_least(0), default=DEFAULT_WARMUP,
@@ -139,7 +138,7 @@ def ratios(engines: dict[str, dict[str, Any]]) -> dict[str, float | None]:
 
 
 def summarize(engines: dict[str, dict[str, Any]], device: str, args: argparse.Namespace, total_seconds: float,
-              command: str = "tools/bench.py") -> dict[str, Any]:
+              command: str = "python -m tools.bench") -> dict[str, Any]:
     """bench.json: what was compared, how, each engine's measurement and the unsloth/plain ratios."""
     return {
         "benchmark": "LoRA SFT of notebook 02 (recipes/sft.py): Unsloth vs plain transformers + PEFT + TRL",
@@ -222,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     engines = {engine: run_engine(engine, args) for engine in ENGINES}
     measured = [run for run in engines.values() if not run.get("error")]
     device = args.device_label or (measured[0]["device"] if measured else f"CPU ({os.cpu_count()} cores)")
-    report = summarize(engines, device, args, time.perf_counter() - start, " ".join(["tools/bench.py", *argv]))
+    report = summarize(engines, device, args, time.perf_counter() - start, " ".join(["python -m tools.bench", *argv]))
     (args.out / "bench.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     plot(report, args.out / "bench.png")
     print(table(report))

@@ -1,7 +1,7 @@
 """A simulated Colab: the notebooks' real first cells in a venv seeded with Colab's package versions.
 
-  python tools/colab_sim.py [02 05 ... | all]      (./setup_venv.sh colab-sim [...] calls this; default: 02)
-  python tools/colab_sim.py t4 [01 02 ... | all]   tests/colab_t4.ipynb in the simulated Colab (default: all six)
+  python -m tools.colab_sim [02 05 ... | all]      (./setup_venv.sh colab-sim [...] calls this; default: 02)
+  python -m tools.colab_sim t4 [01 02 ... | all]   tests/colab_t4.ipynb in the simulated Colab (default: all six)
 
 1. Builds venv-colab-sim/ with the versions in tests/colab/colab-freeze.txt (Colab's GPU image). Stand-ins: this
    machine's CPU torch 2.13.0 wheel replaces Colab's torch 2.11.0+cu128, torchvision and torchaudio are left out (see
@@ -875,10 +875,7 @@ def main(argv: list[str]) -> int:
     part["load"] = {"average": load.average(), "cores": os.cpu_count()}
     report = {**load_report(), mode: part}
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    try:  # no folder of this machine in a committed file; a test (repository on the path) or the script (tools/)
-        from tools.save_reference import portable
-    except ModuleNotFoundError:
-        from save_reference import portable
+    from tools.save_reference import portable  # no folder of this machine in a committed file
 
     REPORT.write_text(portable(json.dumps(report, indent=2)) + "\n", encoding="utf-8")
     write_readme(report)

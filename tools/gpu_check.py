@@ -45,12 +45,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+# Run by the GPU machine's own Python (no venv, no editable install) as `python -m tools.gpu_check` from the
+# repository root, which puts the root on sys.path: `helpers` and `tools` import from there.
+from helpers.colab import normalize, split_pin
+from tools.sync_notebooks import colab_pins, read_pins  # the install cell's pins: one home, requirements*.txt
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tools")]  # run as a script by the machine's own Python, no venv: find helpers
-
-from sync_notebooks import colab_pins, read_pins  # noqa: E402  (the install cell's pins: one home, requirements*.txt)
-
-from helpers.colab import normalize, split_pin  # noqa: E402
 
 CARRY = ROOT / ".carry"
 REHEARSAL_CARRY = ROOT / ".carry-rehearsal"  # parts packed for this machine's Python, for --rehearse
@@ -151,21 +151,21 @@ def plan(python: str, runs: Path, gpu_name: str, cut: Cut | None = None) -> list
         fewer = ["--set", f"MAX_STEPS={cut.full_steps}"] if cut else []
         return step(f"full-{number}", f"full profile of {notebook} under T4 emulation"
                     + (f", {cut.full_steps} training steps" if cut else ""),
-                    [[python, "tools/run_notebooks.py", number, *fewer]],
+                    [[python, "-m", "tools.run_notebooks", number, *fewer]],
                     {**t4, "SMOKE_TEST": "0", "SMOL_RUNS_DIR": str(runs / f"full-{number}")},
                     references=[(notebook, label)])
 
     bench_steps = ["--steps", str(cut.bench_steps), "--warmup-steps", "1"] if cut else ["--steps", "20"]
     steps = [
         step("install", "install the carried wheels and convert the offline model",
-             [[python, "tools/gpu_check.py", "install"]], {}, required=True),
+             [[python, "-m", "tools.gpu_check", "install"]], {}, required=True),
         step("smoke-nbval", "nbval of the notebooks, smoke profile, T4 emulation, "
              + (f"only {' '.join(cut.notebooks)}" if cut else "six at a time"),
-             [[python, "tools/run_tests.py", "--notebooks-only", *(cut.notebooks if cut else [])]],
+             [[python, "-m", "tools.run_tests", "--notebooks-only", *(cut.notebooks if cut else [])]],
              {**t4, "SMOL_TEST_WORKERS": "2" if cut else "6", "SMOL_RUNS_DIR": str(runs / "smoke")}),
         full("02"),
         step("bench", f"bench: Unsloth against the plain engine, {bench_steps[1]} timed steps, on the GPU as it is",
-             [[python, "tools/bench.py", *bench_steps, "--save-reference", "--out", str(runs / "bench")]], {}),
+             [[python, "-m", "tools.bench", *bench_steps, "--save-reference", "--out", str(runs / "bench")]], {}),
         full("04"),
         full("05"),
     ]
@@ -299,29 +299,31 @@ def dry_runner(now: list[float]) -> Runner:
 
 
 def check_command(command: list[str]) -> list[str]:
-    """What would make a command fail before it starts: a missing script, arguments its parser refuses."""
-    if len(command) < 2 or not command[1].endswith(".py"):
-        return [f"not a python script call: {command}"]
-    script = ROOT / command[1]
+    """What would make a command fail before it starts: a missing tool, arguments its parser refuses. A command runs a
+    tool as a module from the repository root: [python, "-m", "tools.bench", ARGS...]."""
+    if len(command) < 3 or command[1] != "-m" or not re.fullmatch(r"tools\.\w+", command[2]):
+        return [f"not a `python -m tools.<name>` call: {command}"]
+    script = ROOT / (command[2].replace(".", "/") + ".py")
     if not script.exists():
-        return [f"{command[1]} does not exist"]
-    if command[1] == "tools/gpu_check.py":
-        if command[2:] != ["install"]:
-            return [f"unknown gpu_check call {command[2:]}"]
+        return [f"{command[2]} does not exist ({script.relative_to(ROOT).as_posix()})"]
+    if command[2] == "tools.gpu_check":
+        if command[3:] != ["install"]:
+            return [f"unknown gpu_check call {command[3:]}"]
         try:  # the carried parts, when this machine has them: complete, and each wheel whole again
             with tempfile.TemporaryDirectory() as tmp:
                 assemble(Path(tmp))
         except SystemExit as error:
             return [] if not list(CARRY.glob(f"{PART}*")) else [str(error)]
         return []
-    probe = subprocess.run([sys.executable, "-c", PROBE, *command[1:]], cwd=ROOT, capture_output=True, text=True)
+    probe = subprocess.run([sys.executable, "-c", PROBE, *command[2:]], cwd=ROOT, capture_output=True, text=True)
     if probe.returncode != 0 or "arguments parsed" not in probe.stdout:
         return [f"{' '.join(command[1:])}: exit {probe.returncode}: {probe.stderr.strip()[-300:]}"]
     return []
 
 
-# Runs a tool as __main__ until its argparse parser has read the command line, then stops: a refused argument exits 2
-# (parse_args), accepted ones exit 0 before the tool does anything.
+# Runs a tool's module as __main__ (as `python -m tools.x` does; `python -c` from the repository root has the root on
+# sys.path) until its argparse parser has read the command line, then stops: a refused argument exits 2 (parse_args),
+# accepted ones exit 0 before the tool does anything. argv: the module's name, then its arguments.
 PROBE = """
 import argparse, runpy, sys
 real_args, real_known = argparse.ArgumentParser.parse_args, argparse.ArgumentParser.parse_known_args
@@ -336,9 +338,8 @@ def parse_known_args(self, args=None, namespace=None):
         print("arguments parsed"); sys.exit(0)
     return result
 argparse.ArgumentParser.parse_args, argparse.ArgumentParser.parse_known_args = parse_args, parse_known_args
-sys.argv = sys.argv[1:]
-sys.path.insert(0, "tools")
-runpy.run_path(sys.argv[0], run_name="__main__")
+module, sys.argv = sys.argv[1], sys.argv[1:]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
 
 
@@ -346,8 +347,8 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 
 def commit_command(files_at: str = "<files_at of the device call>") -> str:
-    return (f"tar -xzf {files_at}/gpu-check.tar.gz -C . data/reference && venv/bin/python tools/sync_notebooks.py && "
-            "venv/bin/python tools/readme_results.py && git add data/reference docs/MEASUREMENTS.md notebooks && "
+    return (f"tar -xzf {files_at}/gpu-check.tar.gz -C . data/reference && venv/bin/python -m tools.sync_notebooks && "
+            "venv/bin/python -m tools.readme_results && git add data/reference docs/MEASUREMENTS.md notebooks && "
             "git commit -m 'GPU check: references measured by ./setup_venv.sh gpu-check'")
 
 
@@ -406,11 +407,11 @@ class Tee:
 
 
 def save_references(step: Step, gpu: str) -> None:
-    """tools/save_reference.py for each notebook a passed step ran: data/reference/<notebook>/full-<label>/."""
+    """tools.save_reference for each notebook a passed step ran: data/reference/<notebook>/full-<label>/."""
     for notebook, label in step.references:
         run_dir = Path(step.env["SMOL_RUNS_DIR"]) / notebook
         where = f"{time.strftime('%Y-%m-%d')}, {gpu} under SMOL_EMULATE_T4=1, ./setup_venv.sh gpu-check"
-        subprocess.run([sys.executable, "tools/save_reference.py", str(run_dir / "results.json"), "--device", label,
+        subprocess.run([sys.executable, "-m", "tools.save_reference", str(run_dir / "results.json"), "--device", label,
                         "--where", where, "--executed", str(run_dir / f"{notebook}.ipynb")],
                        cwd=ROOT, env={**os.environ, **step.env}, check=False)
 
@@ -546,7 +547,7 @@ def pack(download: Path | None = None, python_version: str = "3.12", carry: Path
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         stubs = Path(tmp)
-        from colab_sim import held_stubs
+        from tools.colab_sim import held_stubs
 
         held = held_stubs(stubs, held_versions(have), HELD)
         base = download_args(folder, stubs, python_version)
@@ -725,7 +726,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["install"]:
         return install()
     if argv[:1] == ["pack"]:
-        packer = argparse.ArgumentParser(prog="gpu_check.py pack")
+        packer = argparse.ArgumentParser(prog="python -m tools.gpu_check pack")
         packer.add_argument("--rehearsal", action="store_true", help=f"for this machine's Python, into "
                             f"{REHEARSAL_CARRY.name}/ (what --rehearse installs)")
         packer.add_argument("--only-wheels", nargs="+", metavar="NAME", help="just these pinned packages (no deps)")

@@ -1,8 +1,8 @@
 r"""data/hindi_words.txt, the Hindi word list notebook 05 judges its generations with, from wordfreq's Hindi list.
 
   pip install wordfreq==3.1.1          (in any environment; the project does not depend on it)
-  python tools/hindi_words.py          write data/hindi_words.txt
-  python tools/hindi_words.py --check  exit 1 if the committed file differs from what wordfreq gives
+  python -m tools.hindi_words          write data/hindi_words.txt
+  python -m tools.hindi_words --check  exit 1 if the committed file differs from what wordfreq gives
 
 wordfreq's "small" Hindi list (Wikipedia, subtitles, news, web text and more; not this project's text) holds 26,653
 entries; the file keeps those written in Devanagari only (no digits, Latin letters or symbols), normalised the way
@@ -13,13 +13,11 @@ helpers.corpora.hindi_words normalises generated text, sorted, one per line. Its
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from helpers.corpora import DEVANAGARI_WORD, WORD_LIST, normalise_hindi
 
-from helpers.corpora import DEVANAGARI_WORD, WORD_LIST, normalise_hindi  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 WORDFREQ_VERSION = "3.1.1"
 

@@ -1,7 +1,7 @@
 """Measured numbers in the notebooks' markdown, written from the committed reference runs, never typed.
 
-  python tools/notebook_numbers.py            rewrite every span in notebooks/*.ipynb
-  python tools/notebook_numbers.py --check    exit 1 if a span differs from data/reference/
+  python -m tools.notebook_numbers            rewrite every span in notebooks/*.ipynb
+  python -m tools.notebook_numbers --check    exit 1 if a span differs from data/reference/
 
 A number that a notebook's text quotes from a reference run is a span that Jupyter, Colab and GitHub do not show the
 markers of:
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if found else 0
     for path in paths:
         if render_notebook(path):
-            print(f"{path.name}: measured spans rewritten (then: tools/save_reference.py --refresh-text)")
+            print(f"{path.name}: measured spans rewritten (then: python -m tools.save_reference --refresh-text)")
     return 0
 
 

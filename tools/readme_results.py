@@ -1,7 +1,7 @@
 """Write the measured tables of docs/MEASUREMENTS.md and notebooks/TEACHING.md from the committed reference results.
 
-  python tools/readme_results.py            rewrite the tables
-  python tools/readme_results.py --check    exit 1 if a table differs from data/reference/
+  python -m tools.readme_results            rewrite the tables
+  python -m tools.readme_results --check    exit 1 if a table differs from data/reference/
 
 docs/MEASUREMENTS.md gets one table of every results.json and the other measured blocks, each between its markers;
 the notebooks get their measured spans (tools/notebook_numbers.py).
@@ -26,10 +26,7 @@ LONG_CELL_S = 5.0  # cells at least this slow in some reference run are listed i
 
 def executed_copies() -> list[tuple[str, str, int]]:
     """(notebook, path from the repository root, size in KB) of each committed executed copy."""
-    try:  # a test (the repository on the path), or this file run as a script (tools/ on the path)
-        from tools.save_reference import EXECUTED
-    except ModuleNotFoundError:
-        from save_reference import EXECUTED
+    from tools.save_reference import EXECUTED
 
     return [(p.stem, p.relative_to(ROOT).as_posix(), round(p.stat().st_size / 1024))
             for p in sorted((ROOT / EXECUTED).glob("*.ipynb"))]
@@ -286,10 +283,7 @@ def current_sections(notebook: str) -> dict[str, list[str]]:
     """{a code cell's first line (as cell_times.json stores it): the headings of the sections of the cells that start
     so, in order} in the notebook as it is now, so that reference cell times measured on an earlier layout of the
     notebook show today's section names."""
-    try:  # a test (the repository on the path), or this file run as a script (tools/ on the path)
-        from tools.save_reference import code_cells, first_line
-    except ModuleNotFoundError:
-        from save_reference import code_cells, first_line
+    from tools.save_reference import code_cells, first_line
 
     path = ROOT / "notebooks" / f"{notebook}.ipynb"
     if not path.exists():
@@ -381,15 +375,12 @@ def main(argv: list[str] | None = None) -> int:
         new = render_file(old)
         if args.check:
             if new != old:
-                print(f"{path.name}: measured tables are stale: run python tools/readme_results.py", file=sys.stderr)
+                print(f"{path.name}: measured tables are stale: run python -m tools.readme_results", file=sys.stderr)
                 stale = 1
         elif new != old:
             path.write_text(new, encoding="utf-8")
             print(f"{path.name}: measured tables rewritten")
-    try:  # the notebooks' measured spans (a test: the repository on the path; the script: tools/ on the path)
-        from tools import notebook_numbers
-    except ModuleNotFoundError:
-        import notebook_numbers
+    from tools import notebook_numbers  # the notebooks' measured spans
     return max(stale, notebook_numbers.main(["--check"] if args.check else []))
 
 

@@ -1,8 +1,8 @@
 """Run notebooks headless into runs/<notebook>/, showing progress: the main job of ./setup_venv.sh run.
 
-  python tools/run_notebooks.py            every notebook, in order
-  python tools/run_notebooks.py 02 05      a subset, by number
-  python tools/run_notebooks.py 02 --set MAX_STEPS=2
+  python -m tools.run_notebooks            every notebook, in order
+  python -m tools.run_notebooks 02 05      a subset, by number
+  python -m tools.run_notebooks 02 --set MAX_STEPS=2
                                            a knob of the settings cell changed for this run (a rehearsal: results.json
                                            records the value it ran with)
 
@@ -33,11 +33,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from helpers import results, runtime
-
-try:  # a test or tools/spread.py (the repository on the path), or this file run as a script (tools/ on the path)
-    from tools.save_reference import first_line
-except ModuleNotFoundError:
-    from save_reference import first_line
+from tools.save_reference import first_line
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -1,9 +1,9 @@
 """The test suite of ./setup_venv.sh test and test-plain (and their setup_venv.ps1 twins), in the smoke profile.
 
-  python tools/run_tests.py                  ruff, the unit tests, every notebook under nbval, the results checks
-  python tools/run_tests.py ARGS...          only pytest ARGS (e.g. tests/unit/test_data.py -k bom)
-  python tools/run_tests.py --plain [02 05]  the plain engine (SMOL_ENGINE=plain): those notebooks and their checks
-  python tools/run_tests.py --notebooks-only [01 ...]   only the notebooks under nbval (gpu_check.py on a GPU)
+  python -m tools.run_tests                  ruff, the unit tests, every notebook under nbval, the results checks
+  python -m tools.run_tests ARGS...          only pytest ARGS (e.g. tests/unit/test_data.py -k bom)
+  python -m tools.run_tests --plain [02 05]  the plain engine (SMOL_ENGINE=plain): those notebooks and their checks
+  python -m tools.run_tests --notebooks-only [01 ...]   only the notebooks under nbval (tools.gpu_check on a GPU)
 
 Each notebook runs from a folder that holds only a copy of it, as after an upload to Colab, in a pytest session of its
 own. Two notebooks run at a time on a machine with two or more cores, each kernel with half the cores as torch threads
@@ -29,10 +29,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
+from tools.run_notebooks import choose, expected_seconds  # the same notebook numbers as ./setup_venv.sh run
 
-from run_notebooks import choose, expected_seconds  # noqa: E402  (the same notebook numbers as ./setup_venv.sh run)
+ROOT = Path(__file__).resolve().parents[1]
 
 COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped)")
 PRINT_LOCK = threading.Lock()
@@ -128,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plain", action="store_true", help="the plain engine: the notebooks named (default 02 05)")
     parser.add_argument("--notebooks-only", action="store_true",
                         help="only the notebooks named (default all) under nbval: no ruff, unit tests or results "
-                        "checks (tools/gpu_check.py on a GPU machine)")
+                        "checks (tools.gpu_check on a GPU machine)")
     args, rest = parser.parse_known_args(argv)
     default = "smoke-tests-plain" if args.plain else "smoke-tests"
     runs = Path(os.environ.get("SMOL_RUNS_DIR") or ROOT / "runs" / default).resolve()

@@ -1,12 +1,12 @@
 r"""Commit a measured run as a reference result: data/reference/<notebook>/<profile>-<device>/results.json.
 
-  python tools/save_reference.py runs/recipes/sft_lora-2proc/results.json --recipe sft_lora --device 2proc-cpu \
+  python -m tools.save_reference runs/recipes/sft_lora-2proc/results.json --recipe sft_lora --device 2proc-cpu \
       --where "2026-11-30, 2-core CPU machine, accelerate launch ... cpu_2proc.yaml"    (a recipe's run)
 
-  python tools/save_reference.py runs/variants/seed2-t1-native/04_grpo_reasoning/results.json --device cpu-seed2 \
+  python -m tools.save_reference runs/variants/seed2-t1-native/04_grpo_reasoning/results.json --device cpu-seed2 \
       --variant "SEED = 2" --where "..."        (a run with one knob changed, kept beside the notebook's own)
 
-  python tools/save_reference.py runs/01_full_finetuning/results.json --device cpu \
+  python -m tools.save_reference runs/01_full_finetuning/results.json --device cpu \
       --where "2026-11-25, 2-core CPU machine" \
       --executed runs/01_full_finetuning/01_full_finetuning.ipynb
 
@@ -14,8 +14,8 @@ It copies the notebook's own results.json unchanged and adds "measured" (when an
 copy jupyter nbconvert --execute wrote) it also writes cell_times.json beside it: each code cell's section, first line
 and wall time, which notebooks/TEACHING.md quotes; for the notebook's own full-profile run (no --variant, no --recipe)
 it also writes the executed copy students and teachers preview, notebooks/executed/<notebook>.ipynb (see
-executed_copy). Then run python tools/sync_notebooks.py (the notebooks' bundles carry
-data/, reference results included) and python tools/readme_results.py (docs/MEASUREMENTS.md and TEACHING.md tables).
+executed_copy). Then run python -m tools.sync_notebooks (the notebooks' bundles carry
+data/, reference results included) and python -m tools.readme_results (docs/MEASUREMENTS.md and TEACHING.md tables).
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script: `tools` is a folder of the repository
+from helpers import results
+from tools.sync_notebooks import is_bundle
 
-from helpers import results  # noqa: E402
-from tools.sync_notebooks import is_bundle  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def portable(text: str, runs: Path | None = None) -> str:

@@ -1,11 +1,11 @@
 r"""How far the smoke checks' numbers move across seeds and CPU kernel paths: the spread every bound of
-tests/results/effects.py must lie outside.
+tools/effects.py must lie outside.
 
-  python tools/spread.py run --seed 1 --threads 1 --capability avx2 --out runs/spread [01 02 ...]
-  python tools/spread.py run --set LEARNING_RATE=0 --out runs/faults 01      (a deliberately broken change)
-  python tools/spread.py run --profile full --set EMBEDDING_LEARNING_RATE=2e-5 --out runs/variants 05
+  python -m tools.spread run --seed 1 --threads 1 --capability avx2 --out runs/spread [01 02 ...]
+  python -m tools.spread run --set LEARNING_RATE=0 --out runs/faults 01      (a deliberately broken change)
+  python -m tools.spread run --profile full --set EMBEDDING_LEARNING_RATE=2e-5 --out runs/variants 05
                                                                           (a full-profile run with one knob changed)
-  python tools/spread.py summarize runs/spread --save data/reference/spread/smoke-cpu.json
+  python -m tools.spread summarize runs/spread --save data/reference/spread/smoke-cpu.json
 
 `run` executes the notebooks in the smoke profile into <out>/<variant>/, the variant named for its settings
 (seed3407-t2-native). --seed and --set add assignments at the end of each notebook's Settings cell (before its
@@ -13,7 +13,7 @@ set_seed call); --threads sets OMP_NUM_THREADS (torch's thread count) and --capa
 (default, avx2 or avx512: which of torch's CPU kernels run; results.json records the one that ran). Two variants
 with one thread each can run side by side on two cores; two threads each would fight over the cores.
 `summarize` reads every <variant>/<notebook>/results.json under a folder and prints, for each effect of
-tests/results/effects.py, each variant's value, the min and max and the bound; --save writes that table as JSON.
+tools/effects.py, each variant's value, the min and max and the bound; --save writes that table as JSON.
 """
 
 from __future__ import annotations
@@ -29,12 +29,10 @@ from typing import Any
 
 import nbformat
 
+from tools import run_notebooks
+from tools.effects import EFFECTS
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
-
-import run_notebooks  # noqa: E402
-
-from tests.results.effects import EFFECTS  # noqa: E402
 
 
 def variant_name(seed: int, threads: int, capability: str, assignments: list[str]) -> str:

@@ -1,8 +1,8 @@
 """Regenerate the two generated cells at the top of every notebook, or check that they are current.
 
-  python tools/sync_notebooks.py           rewrite them and recipes/configs/*.yaml (after changing helpers/, data/,
+  python -m tools.sync_notebooks           rewrite them and recipes/configs/*.yaml (after changing helpers/, data/,
                                            requirements*.txt or a notebook's Settings)
-  python tools/sync_notebooks.py --check   exit 1 and name the stale files (the tests run this)
+  python -m tools.sync_notebooks --check   exit 1 and name the stale files (the tests run this)
 
 The *bundle* cell carries what its notebook uses (bundle_files: the helpers modules it imports, the data files it
 names, the references it reads) as a base64 .tar.xz, so that a notebook uploaded alone (Colab, or a folder of its own)
@@ -26,12 +26,11 @@ import sys
 import tarfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script: `tools` is a folder of the repository
+from helpers.colab import normalize
+from helpers.results import REFERENCE
+from tools import recipe_configs
 
-from helpers.colab import normalize  # noqa: E402
-from helpers.results import REFERENCE  # noqa: E402
-from tools import recipe_configs  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # What Colab's image lacks (or has too old), installed with their dependencies while Colab's torch, torchvision,
@@ -296,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     stale = sync(check=args.check)
     if args.check and stale:
         print(
-            "stale generated cells in: " + ", ".join(stale) + "\nrun: python tools/sync_notebooks.py", file=sys.stderr
+            "stale generated cells in: " + ", ".join(stale) + "\nrun: python -m tools.sync_notebooks", file=sys.stderr
         )
         return 1
     print(("rewrote: " + ", ".join(stale)) if stale else "all generated cells and configs are current")

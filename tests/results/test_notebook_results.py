@@ -6,7 +6,7 @@ earlier run and says nothing about the code as it is now.
 
 Two kinds of check. Exact ones (parameter counts, recomputed rates, reloads that must match) hold on any machine.
 Effect sizes (a loss that must fall, forgetting that must stay small) differ between CPUs, thread counts and seeds
-from the first step, so their bounds live in tests/results/effects.py, each outside the spread measured across seeds
+from the first step, so their bounds live in tools/effects.py, each outside the spread measured across seeds
 and kernel paths (data/reference/spread/smoke-cpu.json; tests/unit/test_effects.py keeps them there).
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from helpers import engine, results
-from tests.results.effects import EFFECTS
+from tools.effects import EFFECTS
 
 NOTEBOOKS = [
     "01_full_finetuning", "02_lora_finetuning", "03_dpo_alignment", "04_grpo_reasoning", "05_cpt_hindi", "06_cpt_code",
@@ -127,7 +127,7 @@ def test_every_notebook_wrote_its_results_and_plots(name, load, session_started)
 
 @pytest.mark.parametrize("effect", EFFECTS, ids=lambda e: f"{e.notebook[:2]} {e.name}")
 def test_each_effect_lies_beyond_the_spread_measured_across_seeds_and_cpus(effect, load):
-    # The bound of each effect (tests/results/effects.py) is outside the spread of data/reference/spread/: a zero
+    # The bound of each effect (tools/effects.py) is outside the spread of data/reference/spread/: a zero
     # learning rate, frozen weights or a lost adapter fail it, a correct run on another CPU does not.
     run = load(effect.notebook)
     assert effect.holds(run), effect.explain(run)

@@ -149,7 +149,9 @@ def test_main_compares_both_engines_and_saves_no_reference_when_one_fails(tmp_pa
 
 def test_the_committed_bench_is_what_the_readers_read():
     # docs/MEASUREMENTS.md and notebook 02 read these keys of every committed bench.json.
-    for path in (ROOT / "data" / "reference" / "02_lora_finetuning").glob("bench-*/bench.json"):
+    found = sorted((ROOT / "data" / "reference" / "02_lora_finetuning").glob("bench-*/bench.json"))
+    assert found, "no committed data/reference/02_lora_finetuning/bench-*/bench.json"
+    for path in found:
         report = json.loads(path.read_text(encoding="utf-8"))
         assert set(report["ratio_unsloth_over_plain"]) == set(bench.RATIO_KEYS)
         for name in bench.ENGINES:

@@ -221,7 +221,9 @@ def t4_cells() -> dict[str, str]:
 
 def test_the_t4_notebook_installs_what_the_notebooks_install_and_nbval():
     pins, no_deps = colab_sim.t4_pins(ROOT)
-    for notebook in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert notebooks, f"no notebooks/[0-9][0-9]_*.ipynb under {ROOT}"
+    for notebook in notebooks:
         assert colab_sim.install_pins(notebook) == (pins[:-1], no_deps)
     assert pins[-1] == colab_sim.requirement(ROOT / "requirements.txt", "nbval") == colab_sim.HARNESS[0]
     assert "colab.install(PINS, NO_DEPS)" in t4_cells()["install"]

@@ -1,4 +1,4 @@
-"""Each effect bound of tests/results/effects.py lies outside the spread measured across seeds, torch thread counts
+"""Each effect bound of tools/effects.py lies outside the spread measured across seeds, torch thread counts
 and CPU kernel paths (data/reference/spread/smoke-cpu.json, written by tools/spread.py), and rejects the runs of the
 deliberately broken changes (data/reference/spread/faults-smoke-cpu.json)."""
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from helpers.results import SPREAD_DIR
-from tests.results.effects import EFFECTS, Effect
+from tools.effects import EFFECTS, Effect
 
 SPREAD = SPREAD_DIR / "smoke-cpu.json"
 FAULTS = SPREAD_DIR / "faults-smoke-cpu.json"
@@ -20,7 +20,7 @@ def rows(path):
 @pytest.mark.parametrize("effect", EFFECTS, ids=lambda e: f"{e.notebook[:2]} {e.name}")
 def test_the_bound_lies_outside_the_measured_spread(effect):
     row = rows(SPREAD).get((effect.notebook, effect.name))
-    assert row is not None, f"{effect.name} has no measured spread: run tools/spread.py (see its docstring)"
+    assert row is not None, f"{effect.name} has no measured spread: run python -m tools.spread (see its docstring)"
     variants = list(row["variants"].values())
     # at least three seeds, two thread counts and two kernel paths, on the notebooks as they are
     assert len({v["seed"] for v in variants}) >= 3

@@ -9,6 +9,8 @@ import pytest
 from tools import readme_results, save_reference
 
 ROOT = Path(__file__).resolve().parents[2]
+# Three tests are parametrized over these: pytest.ini's empty_parameter_set_mark = fail_at_collect makes an empty glob
+# fail at collection (pytest would skip them, "got empty parameter set").
 COPIES = sorted(save_reference.EXECUTED_DIR.glob("*.ipynb"))
 
 
@@ -73,11 +75,11 @@ def test_each_executed_copy_is_its_notebooks_code_and_reference(copy):
     source = json.loads((ROOT / "notebooks" / copy.name).read_text(encoding="utf-8"))
     assert save_reference.comparable_code(nb["cells"]) == save_reference.comparable_code(source["cells"]), (
         f"{copy.relative_to(ROOT)} no longer runs the notebook's code: re-run it in the full profile and save it with "
-        "tools/save_reference.py --executed (or delete the copy)"
+        "python -m tools.save_reference --executed (or delete the copy)"
     )
     text = [save_reference.own_text(c) for c in nb["cells"] if c["cell_type"] == "markdown"]
     assert text == [c["source"] for c in source["cells"] if c["cell_type"] == "markdown"], (
-        f"{copy.relative_to(ROOT)} shows old text: run tools/save_reference.py --refresh-text"
+        f"{copy.relative_to(ROOT)} shows old text: run python -m tools.save_reference --refresh-text"
     )
     header = nb["cells"][0]["metadata"][save_reference.HEADER_KEY]
     reference = ROOT / header.split("`measured` in `")[1].split("`")[0]
@@ -99,7 +101,9 @@ def test_each_executed_copy_fits_the_video_as_its_notebook_does(copy):
 def test_measurements_and_teaching_link_each_executed_copy():
     readme = (ROOT / "docs" / "MEASUREMENTS.md").read_text(encoding="utf-8")
     teaching = (ROOT / "notebooks" / "TEACHING.md").read_text(encoding="utf-8")
-    for name, path, kb in readme_results.executed_copies():
+    copies = readme_results.executed_copies()
+    assert copies, "no executed copy under notebooks/executed/"
+    for name, path, kb in copies:
         assert f"[`{path}`](../{path}) ({kb} KB)" in readme
         assert f"(executed/{name}.ipynb) ({kb} KB)" in teaching
 

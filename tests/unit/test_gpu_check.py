@@ -95,11 +95,13 @@ def test_the_documented_dry_run_uses_the_venv_not_the_system_python(tmp_path):
 
 
 def test_dry_run_catches_a_typo_in_a_command():
-    assert gpu_check.check_command([sys.executable, "tools/bench.py", "--steps", "20"]) == []
-    assert gpu_check.check_command([sys.executable, "tools/bench.py", "--stepz", "20"])  # argparse refuses it
-    assert gpu_check.check_command([sys.executable, "tools/run_notebooks.py", "02"]) == []
-    assert gpu_check.check_command([sys.executable, "tools/run_tests.py", "--notebooks-only"]) == []
-    assert gpu_check.check_command([sys.executable, "tools/nope.py"]) == ["tools/nope.py does not exist"]
+    assert gpu_check.check_command([sys.executable, "-m", "tools.bench", "--steps", "20"]) == []
+    assert gpu_check.check_command([sys.executable, "-m", "tools.bench", "--stepz", "20"])  # argparse refuses it
+    assert gpu_check.check_command([sys.executable, "-m", "tools.run_notebooks", "02"]) == []
+    assert gpu_check.check_command([sys.executable, "-m", "tools.run_tests", "--notebooks-only"]) == []
+    missing = gpu_check.check_command([sys.executable, "-m", "tools.nope"])
+    assert missing == ["tools.nope does not exist (tools/nope.py)"]
+    assert gpu_check.check_command([sys.executable, "tools/bench.py"])  # a tool runs as a module, not as a script
 
 
 def test_the_plan_runs_the_tools_as_the_issue_orders():
@@ -109,6 +111,7 @@ def test_the_plan_runs_the_tools_as_the_issue_orders():
     assert emulated == {"smoke-nbval", "full-02", "full-04", "full-05"}  # the bench runs on the GPU as it is
     assert steps[2].references == [("02_lora_finetuning", "t4-emulated-h200")]
     assert steps[1].env["SMOL_TEST_WORKERS"] == "6" and "--notebooks-only" in steps[1].commands[0]
+    assert all(c[1:3] == ["-m", c[2]] and c[2].startswith("tools.") for s in steps for c in s.commands)  # modules
 
 
 def test_expected_times_come_from_a_measured_run_when_there_is_one(tmp_path):

@@ -52,6 +52,21 @@ def test_helpers_imports_form_a_dag():
     assert set(order) == {p.stem for p in HELPERS.glob("*.py")}
 
 
+def test_all_names_the_helpers_modules():
+    import helpers
+
+    modules = sorted(p.stem for p in HELPERS.glob("*.py") if p.stem != "__init__")
+    assert helpers.__all__ == ["ROOT", "DATA_DIR", *modules]
+
+
+def test_every_name_in_all_imports():
+    import helpers
+
+    namespace: dict[str, object] = {}
+    exec("from helpers import *", namespace)  # a name in __all__ without its module raises AttributeError
+    assert set(helpers.__all__) <= set(namespace)
+
+
 def test_a_circle_is_caught(tmp_path):
     (tmp_path / "a.py").write_text("from helpers import b\n")
     (tmp_path / "b.py").write_text("from helpers.a import x\n")

@@ -22,7 +22,7 @@ def cell(notebook: Path, tag: str) -> str:
 
 def test_every_notebook_carries_the_current_bundle_and_pins():
     assert len(sync_notebooks.NOTEBOOKS) == 6
-    assert sync_notebooks.sync(check=True) == [], "run: python tools/sync_notebooks.py"
+    assert sync_notebooks.sync(check=True) == [], "run: python -m tools.sync_notebooks"
 
 
 @pytest.mark.parametrize("notebook", sync_notebooks.NOTEBOOKS, ids=lambda p: p.name[:2])

@@ -99,7 +99,7 @@ def test_no_measured_number_is_typed_into_the_text(path):
 
 def test_every_span_matches_its_reference():
     stale = [line for path in NOTEBOOKS for line in notebook_numbers.stale(path)]
-    assert not stale, "run python tools/notebook_numbers.py:\n" + "\n".join(stale)
+    assert not stale, "run python -m tools.notebook_numbers:\n" + "\n".join(stale)
     spans = sum(len(notebook_numbers.SPAN.findall(text)) for path in NOTEBOOKS for _, text in markdown_cells(path))
     assert spans >= 20, f"only {spans} spans: were the notebooks' quotes of their references lost?"
 

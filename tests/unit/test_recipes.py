@@ -29,7 +29,7 @@ def recipe_config(name: str) -> dict[str, Any]:
 
 def test_every_recipe_config_is_generated_from_its_notebook_and_current():
     assert {p.stem for p in CONFIGS.glob("*.yaml")} == set(recipe_configs.RECIPES)
-    assert recipe_configs.sync(check=True) == [], "run: python tools/sync_notebooks.py"
+    assert recipe_configs.sync(check=True) == [], "run: python -m tools.sync_notebooks"
 
 
 @pytest.mark.parametrize("name", sorted(recipe_configs.RECIPES))

@@ -31,7 +31,7 @@ PARSER = Parser(Language(tree_sitter_powershell.language()))
 
 CHECKER = "invoke-checked"  # the one function allowed to start a native program; it must check $LASTEXITCODE
 PROBES = {"get-pythonversion"}  # functions where a failed program is an answer ("not this Python"), not an error
-LINUX_ONLY = {"colab-sim": "tools/colab_sim.py", "gpu-check": "tools/gpu_check.py"}  # subcommand: its tool in the .sh
+LINUX_ONLY = {"colab-sim": "tools.colab_sim", "gpu-check": "tools.gpu_check"}  # subcommand: its tool in the .sh
 VERB_NOUN = re.compile(r"^[A-Za-z]+-[A-Za-z]+$")  # cmdlets; anything else that is not a script function is native
 LAUNCHERS = {"start-process", "invoke-expression", "invoke-item"}  # start programs without setting $LASTEXITCODE
 LOCATION_COMMANDS = {"set-location", "push-location", "cd", "sl", "chdir", "pushd"}
@@ -437,7 +437,7 @@ def test_same_other_calls_of_the_venvs_programs():
     linux_only = tuple(LINUX_ONLY.values())
     sh_calls = {c for c in sh_venv_calls(SH_TEXT) if c not in pip_like([c]) and not set(c[1]) & set(linux_only)}
     ps_calls = {c for c in ps_venv_calls(PS_TEXT) if c not in pip_like([c])}
-    assert ("python", ("tools/run_notebooks.py", EXPR)) in sh_calls  # the reading of setup_venv.sh found them
+    assert ("python", ("-m", "tools.run_notebooks", EXPR)) in sh_calls  # the reading of setup_venv.sh found them
     assert ps_calls == sh_calls
 
 
@@ -512,8 +512,8 @@ MUTATIONS = {
         lambda: broken('Invoke-Checked $VenvPython @("-m", "helpers.results")', "Write-Host results"),
         lambda t: [] if {c for c in ps_venv_calls(t) if ("python", ("-m", "helpers.results")) == c} else ["missing"],
     ),
-    "tests unchecked": (lambda: broken('Invoke-Checked $VenvPython (@("tools/run_tests.py") + $PytestArgs)',
-                                       "& $VenvPython tools/run_tests.py $PytestArgs"), unchecked_native_calls),
+    "tests unchecked": (lambda: broken('Invoke-Checked $VenvPython (@("-m", "tools.run_tests") + $PytestArgs)',
+                                       "& $VenvPython -m tools.run_tests $PytestArgs"), unchecked_native_calls),
     "no exit code check": (lambda: broken("if ($LASTEXITCODE -ne 0) {", "if ($false) {"), unchecked_native_calls),
     "failure swallowed": (lambda: broken("    if ($failed) { throw $failed }\n", ""), unchecked_native_calls),
     "SMOKE_TEST leaks": (no_finally_restore, unrestored_changes),

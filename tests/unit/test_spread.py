@@ -2,8 +2,8 @@
 
 import json
 
-from tests.results.effects import EFFECTS
 from tools import spread
+from tools.effects import EFFECTS
 
 
 def test_variant_names_say_seed_threads_and_kernels():

@@ -117,7 +117,9 @@ def test_every_notebook_offers_the_switch_before_unsloth_loads():
 
     from helpers import ROOT
 
-    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert notebooks, f"no notebooks/[0-9][0-9]_*.ipynb under {ROOT}"
+    for path in notebooks:
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
         code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
         assert "runtime.emulate_t4_if_asked()" in code, path.name
@@ -300,7 +302,9 @@ def test_every_trainer_config_in_the_notebooks_takes_the_settings_precision():
 
     from helpers import ROOT
 
-    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert notebooks, f"no notebooks/[0-9][0-9]_*.ipynb under {ROOT}"
+    for path in notebooks:
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
         code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
         assert "BF16, FP16 = engine.mixed_precision(DTYPE)" in code, path.name

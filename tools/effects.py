@@ -1,4 +1,6 @@
 """The effect checks of tests/results in one table: what each measures in a notebook's results.json, and its bound.
+It lives in tools/ because tools/spread.py measures the spread of these same numbers; tests/results and
+tests/unit/test_effects.py import it from here (tools/ imports nothing from tests/).
 
 Every bound lies outside the spread measured across seeds, torch thread counts and CPU kernel paths (tools/spread.py,
 committed as data/reference/spread/smoke-cpu.json): a gain must reach about half the smallest gain measured, a harm
