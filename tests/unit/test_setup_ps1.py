@@ -6,7 +6,7 @@ every native program run through Invoke-Checked, which throws on a non-zero exit
 environment variable or of the location undone in a `finally`; no script-level param() block (it would bring
 PowerShell's common parameters, `test -v` becoming -Verbose); a usage line with exit code 2.
 
-Documented differences: `colab-sim` is Linux only (tools/colab_sim.py builds venv-colab-sim/bin/python and resolves
+Documented differences: `colab-sim` is Linux only (tools/colab_sim/ builds venv-colab-sim/bin/python and resolves
 manylinux wheels), and so is `gpu-check` (tools/gpu_check.py runs on a lent Linux GPU machine); on Windows each
 subcommand exists, says so and exits 2 (LINUX_ONLY below).
 
