@@ -4,8 +4,8 @@ Its one job: here, where the package registry answers, `pack` downloads what the
 and the harness, resolved against stub wheels of the machine's own torch, numpy and triton, less what the GPU run does
 not use) and writes them under .carry/gpu-check-N/, each part one device call's carry; there, `install` joins the parts
 again, checks their hashes and installs them into a folder in front of the machine's own Python packages.
-tools.gpu_check (the plan, the runner and the command line) calls both: `./setup_venv.sh gpu-check pack` and the
-plan's install step, `python -m tools.gpu_check install`.
+tools.gpu_check (the plan and the command line; tools.gpu_steps runs the steps) calls both: `./setup_venv.sh
+gpu-check pack` and the plan's install step, `python -m tools.gpu_check install`.
 """
 
 from __future__ import annotations

@@ -33,25 +33,24 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # Run by the GPU machine's own Python (no venv, no editable install) as `python -m tools.gpu_check` from the
-# repository root, which puts the root on sys.path: `helpers` and `tools` import from there. The wheels' logistics
-# (packing here, joining and installing there) are tools.carry's, which imports nothing from this module.
-from tools.carry import CARRY, PART, WORK, assemble, device_calls, install, installed, log, pack, sent_files, site_env
+# repository root, which puts the root on sys.path: `helpers` and `tools` import from there. This module is the plan,
+# the rehearsal and the command line; the wheels' logistics (packing here, joining and installing there) are
+# tools.carry's, running steps against a deadline tools.gpu_steps', the output tools.gpu_report's. None imports this.
+from tools.carry import PART, WORK, device_calls, install, installed, log, pack, sent_files, site_env
+from tools.gpu_report import TIMINGS, Tee, freeze, machine_facts, save_references, write_out
+from tools.gpu_steps import Step, dry_runner, run_commands, walk
 
 ROOT = Path(__file__).resolve().parents[1]
 
 REHEARSAL_CARRY = ROOT / ".carry-rehearsal"  # parts packed for this machine's Python, for --rehearse
-TIMINGS = ROOT / "data" / "reference" / "gpu-check" / "timings.json"
 NOTEBOOKS = {"02": "02_lora_finetuning", "04": "04_grpo_reasoning", "05": "05_cpt_hindi"}
 # Seconds each step may take before a GPU run has measured it: budgets, not measurements.
 BUDGET = {"install": 90, "smoke-nbval": 180, "full-02": 120, "bench": 120, "full-04": 300, "full-05": 240}
@@ -63,18 +62,6 @@ REHEARSAL_SCALE = 10  # --rehearse on a 2-core CPU: expected times and deadlines
 
 
 # --- the plan ------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Step:
-    name: str
-    title: str
-    commands: list[list[str]]  # run side by side; the step passes when all pass
-    env: dict[str, str] = field(default_factory=dict)
-    expected: float = 0.0
-    source: str = ""
-    references: list[tuple[str, str]] = field(default_factory=list)  # (notebook, device label) saved after it
-    required: bool = False  # a failure stops the plan (the install)
 
 
 @dataclass
@@ -183,229 +170,7 @@ def describe(steps: list[Step], deadline_seconds: float, phase: str = "") -> str
     return "\n".join(lines)
 
 
-# --- running it ----------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    name: str
-    status: str  # passed | failed | skipped | stopped at the deadline | dry run
-    seconds: float = 0.0
-    expected: float = 0.0
-    detail: str = ""
-
-
-Runner = Callable[[Step, float], tuple[str, float, str]]  # (step, seconds left) -> (status, seconds, detail)
-
-
-def run_commands(step: Step, left: float, logs: Path) -> tuple[str, float, str]:
-    """Run a step's commands side by side, each in its own process group, stopped when `left` seconds are over."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **step.env}
-    start = time.monotonic()
-    procs = []
-    for i, command in enumerate(step.commands):
-        out = open(logs / f"{step.name}{'-' + str(i) if len(step.commands) > 1 else ''}.log", "w", encoding="utf-8")
-        procs.append((subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                       start_new_session=True), out))
-    stopped = False
-    while any(p.poll() is None for p, _ in procs):
-        if time.monotonic() - start > left:
-            stopped = True
-            for p, _ in procs:
-                if p.poll() is None:
-                    os.killpg(p.pid, signal.SIGTERM)
-            time.sleep(5)
-            for p, _ in procs:
-                if p.poll() is None:
-                    os.killpg(p.pid, signal.SIGKILL)
-            break
-        time.sleep(1)
-    for p, out in procs:
-        p.wait()
-        out.close()
-    seconds = time.monotonic() - start
-    codes = [p.returncode for p, _ in procs]
-    if stopped:
-        return "stopped at the deadline", seconds, f"exit codes {codes}"
-    return ("passed" if all(c == 0 for c in codes) else "failed"), seconds, f"exit codes {codes}"
-
-
-def walk(steps: list[Step], deadline_seconds: float, runner: Runner, clock: Callable[[], float]) -> list[Outcome]:
-    """Run the steps in order while they fit: a step starts only if its expected time fits in what is left; a
-    required step that fails stops the rest."""
-    start = clock()
-    outcomes: list[Outcome] = []
-    blocked = ""
-    for s in steps:
-        left = deadline_seconds - (clock() - start)
-        if blocked:
-            outcomes.append(Outcome(s.name, "skipped", 0, s.expected, blocked))
-            continue
-        if s.expected > left:
-            why = f"expected {s.expected:.0f} s, {left:.0f} s left"
-            outcomes.append(Outcome(s.name, "skipped", 0, s.expected, why))
-            continue
-        log(f"{s.name}: {s.title} (expected {s.expected:.0f} s, {left:.0f} s left)")
-        status, seconds, detail = runner(s, left)
-        log(f"{s.name}: {status} in {seconds:.0f} s")
-        outcomes.append(Outcome(s.name, status, round(seconds, 1), s.expected, detail))
-        if s.required and status not in ("passed", "dry run"):
-            blocked = f"{s.name} did not pass"
-    return outcomes
-
-
-def dry_runner(now: list[float]) -> Runner:
-    """A runner for --dry-run: checks the step's commands, advances a simulated clock by the expected time."""
-
-    def run(step: Step, left: float) -> tuple[str, float, str]:
-        problems = [p for command in step.commands for p in check_command(command)]
-        seconds = min(step.expected, left)
-        now[0] += seconds
-        if problems:
-            return "failed", seconds, "; ".join(problems)
-        if step.expected > left:
-            return "stopped at the deadline", seconds, "simulated"
-        return "dry run", seconds, "commands checked; not run"
-
-    return run
-
-
-def check_command(command: list[str]) -> list[str]:
-    """What would make a command fail before it starts: a missing tool, arguments its parser refuses. A command runs a
-    tool as a module from the repository root: [python, "-m", "tools.bench", ARGS...]."""
-    if len(command) < 3 or command[1] != "-m" or not re.fullmatch(r"tools\.\w+", command[2]):
-        return [f"not a `python -m tools.<name>` call: {command}"]
-    script = ROOT / (command[2].replace(".", "/") + ".py")
-    if not script.exists():
-        return [f"{command[2]} does not exist ({script.relative_to(ROOT).as_posix()})"]
-    if command[2] == "tools.gpu_check":
-        if command[3:] != ["install"]:
-            return [f"unknown gpu_check call {command[3:]}"]
-        try:  # the carried parts, when this machine has them: complete, and each wheel whole again
-            with tempfile.TemporaryDirectory() as tmp:
-                assemble(Path(tmp))
-        except SystemExit as error:
-            return [] if not list(CARRY.glob(f"{PART}*")) else [str(error)]
-        return []
-    probe = subprocess.run([sys.executable, "-c", PROBE, *command[2:]], cwd=ROOT, capture_output=True, text=True)
-    if probe.returncode != 0 or "arguments parsed" not in probe.stdout:
-        return [f"{' '.join(command[1:])}: exit {probe.returncode}: {probe.stderr.strip()[-300:]}"]
-    return []
-
-
-# Runs a tool's module as __main__ (as `python -m tools.x` does; `python -c` from the repository root has the root on
-# sys.path) until its argparse parser has read the command line, then stops: a refused argument exits 2 (parse_args),
-# accepted ones exit 0 before the tool does anything. argv: the module's name, then its arguments.
-PROBE = """
-import argparse, runpy, sys
-real_args, real_known = argparse.ArgumentParser.parse_args, argparse.ArgumentParser.parse_known_args
-inside = []
-def parse_args(self, args=None, namespace=None):
-    inside.append(1)
-    real_args(self, args, namespace)
-    print("arguments parsed"); sys.exit(0)
-def parse_known_args(self, args=None, namespace=None):
-    result = real_known(self, args, namespace)
-    if not inside:
-        print("arguments parsed"); sys.exit(0)
-    return result
-argparse.ArgumentParser.parse_args, argparse.ArgumentParser.parse_known_args = parse_args, parse_known_args
-module, sys.argv = sys.argv[1], sys.argv[1:]
-runpy.run_module(module, run_name="__main__", alter_sys=True)
-"""
-
-
-# --- what it leaves behind -----------------------------------------------------------------------------------------
-
-
-def commit_command(files_at: str = "<files_at of the device call>") -> str:
-    return (f"tar -xzf {files_at}/gpu-check.tar.gz -C . data/reference && venv/bin/python -m tools.sync_notebooks && "
-            "venv/bin/python -m tools.readme_results && git add data/reference docs/MEASUREMENTS.md notebooks && "
-            "git commit -m 'GPU check: references measured by ./setup_venv.sh gpu-check'")
-
-
-def new_references(since: float) -> list[Path]:
-    """data/reference files written since `since` (the references this run saved), relative to the repository."""
-    base = ROOT / "data" / "reference"
-    return sorted(p.relative_to(ROOT) for p in base.rglob("*") if p.is_file() and p.stat().st_mtime >= since)
-
-
-def write_out(out: Path, steps: list[Step], outcomes: list[Outcome], deadlines: dict[str, float], machine: dict,
-              logs: Path, since: float, dry_run: bool, record_times: bool = True) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {"date": time.strftime("%Y-%m-%d"), "machine": machine, "deadline_seconds": deadlines,
-               "dry_run": dry_run,
-               "plan": [{k: v for k, v in asdict(s).items() if k != "env"} for s in steps],
-               "outcomes": [asdict(o) for o in outcomes], "commit": commit_command()}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    lines = [f"# gpu-check {summary['date']}{' (dry run)' if dry_run else ''}", "",
-             f"Machine: {machine.get('gpu', '?')}; {machine.get('python', '?')}; torch {machine.get('torch', '?')}; "
-             "deadline " + ", ".join(f"phase {p}: {d:.0f} s" for p, d in deadlines.items()), "",
-             "| step | status | seconds | expected | detail |", "|---|---|---|---|---|"]
-    lines += [f"| {o.name} | {o.status} | {o.seconds:.0f} | {o.expected:.0f} | {o.detail} |" for o in outcomes]
-    lines += ["", "Commit what it measured (from the repository root):", "", "```", commit_command(), "```", ""]
-    (out / "summary.md").write_text("\n".join(lines), encoding="utf-8")
-    measured = {o.name: o.seconds for o, s in zip(outcomes, steps)  # not an install that found itself done
-                if o.status == "passed" and not s.source.startswith("installed")}
-    if measured and not dry_run and record_times:  # a phase adds its steps' times to the other phase's
-        known = json.loads(TIMINGS.read_text(encoding="utf-8"))["seconds"] if TIMINGS.exists() else {}
-        TIMINGS.parent.mkdir(parents=True, exist_ok=True)
-        TIMINGS.write_text(json.dumps({"date": summary["date"], "device": machine.get("gpu", "?"),
-                                       "seconds": {**known, **measured}}, indent=2) + "\n", encoding="utf-8")
-    with tarfile.open(out / "gpu-check.tar.gz", "w:gz") as tar:
-        for path in new_references(since) if not dry_run else []:
-            tar.add(ROOT / path, arcname=str(path))
-        tar.add(logs, arcname="logs")
-        runs = WORK / "runs"  # this call's results.json files and executed notebooks (tests/results can check them)
-        for path in sorted(runs.rglob("*")) if runs.exists() and not dry_run else []:
-            if path.is_file() and (path.name == "results.json" or path.suffix == ".ipynb") and \
-                    path.stat().st_mtime >= since:
-                tar.add(path, arcname=str(Path("runs") / path.relative_to(runs)))
-
-
-class Tee:
-    """Everything printed goes to the console and to OUT/log.txt."""
-
-    def __init__(self, stream, path: Path) -> None:
-        self.stream, self.file = stream, open(path, "w", encoding="utf-8")
-
-    def write(self, text: str) -> int:
-        self.file.write(text)
-        return self.stream.write(text)
-
-    def flush(self) -> None:
-        self.file.flush()
-        self.stream.flush()
-
-
-def save_references(step: Step, gpu: str) -> None:
-    """tools.save_reference for each notebook a passed step ran: data/reference/<notebook>/full-<label>/."""
-    for notebook, label in step.references:
-        run_dir = Path(step.env["SMOL_RUNS_DIR"]) / notebook
-        where = f"{time.strftime('%Y-%m-%d')}, {gpu} under SMOL_EMULATE_T4=1, ./setup_venv.sh gpu-check"
-        subprocess.run([sys.executable, "-m", "tools.save_reference", str(run_dir / "results.json"), "--device", label,
-                        "--where", where, "--executed", str(run_dir / f"{notebook}.ipynb")],
-                       cwd=ROOT, env={**os.environ, **step.env}, check=False)
-
-
-def machine_facts(dry_run: bool, rehearsal: bool = False) -> dict[str, str]:
-    facts = {"python": sys.version.split()[0]}
-    try:
-        import torch
-
-        facts["torch"] = torch.__version__
-        facts["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA GPU"
-    except ImportError:
-        facts["torch"], facts["gpu"] = "not installed", "unknown"
-    if dry_run or rehearsal:
-        facts["gpu"] = f"{facts['gpu']} ({'dry run' if dry_run else 'rehearsal on the CPU'})"
-    return facts
-
-
-def freeze(out: Path) -> None:
-    listed = subprocess.run([sys.executable, "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"],
-                            capture_output=True, text=True)
-    (out / "pip-freeze.txt").write_text(listed.stdout, encoding="utf-8")
+# --- rehearsing it on a CPU ----------------------------------------------------------------------------------------
 
 
 def rehearse(out: Path, cut: Cut, phases: tuple[str, ...] = ("1", "2"), carry: Path | None = None) -> int:

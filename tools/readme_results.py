@@ -3,8 +3,10 @@
   python -m tools.readme_results            rewrite the tables
   python -m tools.readme_results --check    exit 1 if a table differs from data/reference/
 
-docs/MEASUREMENTS.md gets one table of every results.json and the other measured blocks, each between its markers;
-the notebooks get their measured spans (tools/notebook_numbers.py).
+docs/MEASUREMENTS.md gets one table of every results.json and the other measured blocks, each between its markers,
+the simulated Colab's block included (its lines from data/reference/colab-sim.json, built by
+tools/colab_sim/report.py): this module is that file's one writer (write_measurements; the simulated Colab calls it
+after a run), and --check covers every block. The notebooks get their measured spans (tools/notebook_numbers.py).
 TEACHING.md gets, per notebook between <!-- measured:<notebook>:start --> and <!-- measured:<notebook>:end -->, the
 before -> after numbers of each reference run, the link to its executed copy and the wall time of each long cell
 (cell_times.json). The numbers come from data/reference/ (see tools/save_reference.py), never typed by hand.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -262,8 +265,20 @@ def spread_block() -> str:
     return "\n".join(lines)
 
 
+def colab_sim_block() -> str:
+    """The simulated Colab's block, from the committed data/reference/colab-sim.json (each mode's last run):
+    tools/colab_sim/report.py builds its lines (it imports the standard library and helpers.colab only: no venv,
+    pip or notebook runs)."""
+    from tools.colab_sim import report
+
+    return "\n".join(report.readme_lines(report.load_report(report.REPORT)))
+
+
 def render(readme: str) -> str:
+    from tools.colab_sim.report import README_END, README_START
+
     readme = replace_block(readme, START, END, block(), "docs/MEASUREMENTS.md")
+    readme = replace_block(readme, README_START, README_END, colab_sim_block(), "docs/MEASUREMENTS.md")
     readme = replace_block(readme, SPREAD_START, SPREAD_END, spread_block(), "docs/MEASUREMENTS.md")
     readme = replace_block(readme, ENGINES_START, ENGINES_END, engines_block(), "docs/MEASUREMENTS.md")
     readme = replace_block(readme, BENCH_START, BENCH_END, bench_block(), "docs/MEASUREMENTS.md")
@@ -365,23 +380,35 @@ def render_teaching(text: str) -> str:
     return text
 
 
+def refresh(path: Path, render_file: Callable[[str], str], check: bool = False) -> bool:
+    """Render the generated blocks of the file at path. With check, say so on stderr when they differ from the file;
+    otherwise write them. True when the file was stale (and, without check, rewritten)."""
+    old = path.read_text(encoding="utf-8")
+    new = render_file(old)
+    if new == old:
+        return False
+    if check:
+        print(f"{path.name}: measured tables are stale: run python -m tools.readme_results", file=sys.stderr)
+    else:
+        path.write_text(new, encoding="utf-8")
+        print(f"{path.name}: measured tables rewritten")
+    return True
+
+
+def write_measurements() -> bool:
+    """Rewrite every generated block of docs/MEASUREMENTS.md from data/reference/, the colab-sim block included: the
+    one writer of that file (python -m tools.colab_sim calls it after saving its report). True when it changed."""
+    return refresh(MEASUREMENTS, render)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
-    stale = 0
-    for path, render_file in ((MEASUREMENTS, render), (TEACHING, render_teaching)):
-        old = path.read_text(encoding="utf-8")
-        new = render_file(old)
-        if args.check:
-            if new != old:
-                print(f"{path.name}: measured tables are stale: run python -m tools.readme_results", file=sys.stderr)
-                stale = 1
-        elif new != old:
-            path.write_text(new, encoding="utf-8")
-            print(f"{path.name}: measured tables rewritten")
+    stale = [refresh(path, render_file, args.check) for path, render_file in
+             ((MEASUREMENTS, render), (TEACHING, render_teaching))]
     from tools import notebook_numbers  # the notebooks' measured spans
-    return max(stale, notebook_numbers.main(["--check"] if args.check else []))
+    return max(int(args.check and any(stale)), notebook_numbers.main(["--check"] if args.check else []))
 
 
 if __name__ == "__main__":

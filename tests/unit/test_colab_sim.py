@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import colab_sim
+from tools import colab_sim, readme_results
 from tools.colab_sim import cli, execute, notebooks, outage, report, sources, t4, t4_sim, venv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -489,6 +489,8 @@ def test_the_parts_import_one_way_and_t4_only_what_colab_has():
         ours = {m for m in top[part] if m.split(".")[0] not in sys.stdlib_module_names}  # psutil, torch: inside
         assert all(m.startswith("helpers") or m == "tools.colab_sim.sources" for m in ours), (part, ours)
     assert parts["__init__"] == {"t4", "pins"}  # pins only inside __getattr__
+    # docs/MEASUREMENTS.md's one writer, tools.readme_results, imports report.py; of the parts only cli imports it back
+    assert {p for p, ms in edges.items() if "tools.readme_results" in ms} == {"cli"}
 
 
 def test_t4_notebooks_in_the_order_asked_and_unknown_ones_refused():
@@ -673,14 +675,14 @@ def test_the_readme_block_comes_from_the_report(tmp_path, monkeypatch):
     assert "1 of 1 passed, 400 s for the whole notebook" in lines and "GPU: none (CPU)." in lines
     only_t4 = report.readme_lines({"t4": t4_mode})
     assert only_t4[0].startswith("**Measured in the simulated Colab**") and "hub outage" not in "".join(only_t4)
-    readme = tmp_path / "README.md"
-    readme.write_text(f"head\n{report.README_START}\nstale block\n{report.README_END}\ntail\n", encoding="utf-8")
-    report.write_readme({"t4": t4_mode}, readme)
-    text = readme.read_text(encoding="utf-8")
-    assert text.startswith(f"head\n{report.README_START}\n**Measured") and text.endswith(
-        f"{report.README_END}\ntail\n"
-    )
-    assert "stale block" not in text
+    # The block of docs/MEASUREMENTS.md comes from the saved report, by the one writer of that file (readme_results).
+    monkeypatch.setattr(report, "REPORT", tmp_path / "colab-sim.json")
+    measurements = readme_results.MEASUREMENTS.read_text(encoding="utf-8")
+    assert report.save_report("t4", t4_mode) == {"t4": t4_mode}
+    assert json.loads(report.REPORT.read_text(encoding="utf-8")) == {"t4": t4_mode}
+    assert readme_results.MEASUREMENTS.read_text(encoding="utf-8") == measurements, "report.py wrote the markdown"
+    assert readme_results.colab_sim_block() == "\n".join(only_t4)
+    assert not hasattr(report, "write_readme") and cli.write_measurements is readme_results.write_measurements
 
 
 def test_a_report_of_an_older_shape_is_dropped(tmp_path):

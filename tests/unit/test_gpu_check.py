@@ -1,55 +1,18 @@
-"""tools/gpu_check.py without a GPU: the plan, the deadline rules, stopping a step, the output layout, the dry run
-and the rehearsal (carrying the wheels, tools/carry.py, is tests/unit/test_carry.py's)."""
+"""tools/gpu_check.py without a GPU: the plan, the deadline rules, the output layout, the dry run and the rehearsal,
+and the imports of the gpu-check modules. Running steps (tools/gpu_steps.py), the output's parts (tools/gpu_report.py)
+and carrying the wheels (tools/carry.py) have their own tests: test_gpu_steps.py, test_gpu_report.py, test_carry.py."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
 import tarfile
-import time
+from graphlib import TopologicalSorter
 from pathlib import Path
 
 from tools import gpu_check
-
-
-def step(name, expected, required=False, commands=None):
-    return gpu_check.Step(name, name, commands or [[sys.executable, "-c", "pass"]], {}, expected, "budget",
-                          required=required)
-
-
-def fake_runner(seconds, statuses, now):
-    def run(s, left):
-        took = min(seconds[s.name], left)
-        now[0] += took
-        return statuses.get(s.name, "passed"), took, ""
-    return run
-
-
-def test_walk_starts_a_step_only_if_it_fits_and_a_failed_install_stops_the_rest():
-    steps = [step("install", 10, required=True), step("a", 30), step("b", 50), step("c", 5)]
-    now = [0.0]
-    outcomes = gpu_check.walk(steps, 60, fake_runner({"install": 10, "a": 20, "b": 50, "c": 5}, {}, now),
-                              lambda: now[0])
-    assert [(o.name, o.status) for o in outcomes] == [
-        ("install", "passed"), ("a", "passed"), ("b", "skipped"), ("c", "passed")]  # b: 50 s > 30 left; c fits
-    now = [0.0]
-    outcomes = gpu_check.walk(steps, 60, fake_runner({"install": 3, "a": 1, "b": 1, "c": 1}, {"install": "failed"},
-                                                     now), lambda: now[0])
-    assert [o.status for o in outcomes] == ["failed", "skipped", "skipped", "skipped"]
-    assert outcomes[1].detail == "install did not pass"
-
-
-def test_a_step_running_at_the_deadline_is_stopped_with_all_its_processes(tmp_path):
-    sleeper = [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(60)"]
-    s = step("slow", 1, commands=[sleeper, sleeper])
-    start = time.monotonic()
-    status, seconds, _ = gpu_check.run_commands(s, 2, tmp_path)
-    assert status == "stopped at the deadline" and time.monotonic() - start < 20
-    assert (tmp_path / "slow-0.log").read_text().startswith("started")  # what it wrote before is kept
-    status, _, detail = gpu_check.run_commands(step("quick", 1, commands=[[sys.executable, "-c", "exit(3)"]]), 30,
-                                               tmp_path)
-    assert status == "failed" and "3" in detail
 
 
 def test_dry_run_checks_the_commands_and_writes_the_output_layout(tmp_path, capsys):
@@ -91,16 +54,6 @@ def test_the_documented_dry_run_uses_the_venv_not_the_system_python(tmp_path):
     assert on_device.returncode != 0 and "no-such-python" in on_device.stderr  # the device's own Python
 
 
-def test_dry_run_catches_a_typo_in_a_command():
-    assert gpu_check.check_command([sys.executable, "-m", "tools.bench", "--steps", "20"]) == []
-    assert gpu_check.check_command([sys.executable, "-m", "tools.bench", "--stepz", "20"])  # argparse refuses it
-    assert gpu_check.check_command([sys.executable, "-m", "tools.run_notebooks", "02"]) == []
-    assert gpu_check.check_command([sys.executable, "-m", "tools.run_tests", "--notebooks-only"]) == []
-    missing = gpu_check.check_command([sys.executable, "-m", "tools.nope"])
-    assert missing == ["tools.nope does not exist (tools/nope.py)"]
-    assert gpu_check.check_command([sys.executable, "tools/bench.py"])  # a tool runs as a module, not as a script
-
-
 def test_the_plan_runs_the_tools_as_the_issue_orders():
     steps = gpu_check.plan("/venv/bin/python", Path("/runs"), "NVIDIA H200")
     assert [s.name for s in steps] == ["install", "smoke-nbval", "full-02", "bench", "full-04", "full-05"]
@@ -130,6 +83,27 @@ def test_the_device_time_plan_leaves_room_for_a_rerun_of_phase_1():
     assert "150 s after a rerun of phase 1, 450 s without one" in gpu_check.budget()
     # the deadlines pack gives tools.carry.device_calls (tests/unit/test_carry.py checks the calls at these)
     assert (gpu_check.phase_deadline("1"), gpu_check.phase_deadline("2", rerun=False)) == (300, 450)
+
+
+def test_the_gpu_check_modules_import_what_the_gpu_machine_has_and_form_a_dag():
+    """They run on the GPU machine's own Python (no venv): at the top, the standard library and each other (carry's own
+    imports are test_carry.py's); torch only inside machine_facts. The plan imports the runner and the output, the
+    output the runner, and neither imports the plan."""
+    ours, inner = {}, {}
+    for name in ("gpu_check", "gpu_steps", "gpu_report"):
+        tree = ast.parse((gpu_check.ROOT / "tools" / f"{name}.py").read_text(encoding="utf-8"))
+        top = {n.module for n in tree.body if isinstance(n, ast.ImportFrom)}
+        top |= {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+        ours[name] = {m for m in top if m.split(".")[0] not in sys.stdlib_module_names}
+        every = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        every |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        inner[name] = every - top
+    assert ours == {"gpu_check": {"tools.carry", "tools.gpu_steps", "tools.gpu_report"},
+                    "gpu_report": {"tools.carry", "tools.gpu_steps"}, "gpu_steps": {"tools.carry"}}
+    assert inner == {"gpu_check": set(), "gpu_report": {"torch"}, "gpu_steps": set()}
+    edges = {name: {m.split(".")[1] for m in found if m.startswith("tools.")} for name, found in ours.items()}
+    order = list(TopologicalSorter(edges).static_order())  # raises CycleError on a circle
+    assert order.index("gpu_steps") < order.index("gpu_report") < order.index("gpu_check")
 
 
 def test_device_label():

@@ -149,7 +149,7 @@ def test_readme_and_teaching_tables_are_generated_from_data_reference(tmp_path, 
 
     assert readme_results.main(["--check"]) == 0, "run python -m tools.readme_results"
     # A changed table in either file makes the check fail; rewriting repairs it.
-    for name, marker in (("MEASUREMENTS", readme_results.START),
+    for name, marker in (("MEASUREMENTS", readme_results.START), ("MEASUREMENTS", "<!-- colab-sim:start -->"),
                          ("TEACHING", "<!-- measured:01_full_finetuning:start -->")):
         copy = tmp_path / f"{name}.md"
         original = getattr(readme_results, name)
@@ -159,6 +159,27 @@ def test_readme_and_teaching_tables_are_generated_from_data_reference(tmp_path, 
         assert readme_results.main(["--check"]) == 1
         assert readme_results.main([]) == 0 and readme_results.main(["--check"]) == 0
         assert "a stale row" not in copy.read_text(encoding="utf-8")
+
+
+def test_the_colab_sim_block_is_checked_and_written_by_readme_results(tmp_path, monkeypatch, capsys):
+    # docs/MEASUREMENTS.md has one writer: one character changed by hand in the simulated Colab's block (its lines
+    # come from data/reference/colab-sim.json) makes --check fail, and write_measurements puts it back byte for byte.
+    from tools import readme_results
+    from tools.colab_sim import report
+
+    original = readme_results.MEASUREMENTS.read_text(encoding="utf-8")
+    head, rest = original.split(report.README_START, 1)
+    body, tail = rest.split(report.README_END, 1)
+    assert body == "\n" + readme_results.colab_sim_block() + "\n" and "2-core" in body
+    copy = tmp_path / "MEASUREMENTS.md"
+    copy.write_text(head + report.README_START + body.replace("2-core", "3-core", 1) + report.README_END + tail,
+                    encoding="utf-8")
+    monkeypatch.setattr(readme_results, "MEASUREMENTS", copy)
+    assert readme_results.render(copy.read_text(encoding="utf-8")) == original
+    assert readme_results.refresh(copy, readme_results.render, check=True)
+    assert "MEASUREMENTS.md: measured tables are stale" in capsys.readouterr().err
+    assert readme_results.write_measurements() and copy.read_text(encoding="utf-8") == original
+    assert not readme_results.write_measurements()
 
 
 def test_teaching_guide_has_a_measured_block_per_notebook():

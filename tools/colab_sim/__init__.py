@@ -22,8 +22,8 @@ With `t4`: copies tests/colab_t4.ipynb into an empty folder of a fresh venv-cola
 tree (as a teacher uploads one) and executes it there (REPO left empty, so that it takes the zip; NOTEBOOKS: the ones
 named), asserting that it ran through on the zip, wrote its report, and that every chosen notebook passed. The
 functions named t4_* are the ones that notebook calls, on a real Colab too.
-A JSON report goes to data/reference/colab-sim.json (committed; one part per mode, each mode's last run), and its
-numbers to the colab-sim block of docs/MEASUREMENTS.md.
+A JSON report goes to data/reference/colab-sim.json (committed; one part per mode, each mode's last run); its
+numbers reach the colab-sim block of docs/MEASUREMENTS.md through tools.readme_results, that file's one writer.
 
 Its parts, one job each:
   venv.py       1: venv-colab-sim/ with Colab's versions, pip in it, the environment the notebooks run in
@@ -33,14 +33,14 @@ Its parts, one job each:
   pins.py       4: the install cells resolved for Colab against stub wheels of the held packages
   t4.py         what tests/colab_t4.ipynb calls, on a real Colab too (the standard library and helpers only)
   t4_sim.py     that notebook run here beside a zip of the working tree (the `t4` mode)
-  report.py     data/reference/colab-sim.json and the colab-sim block of docs/MEASUREMENTS.md
+  report.py     data/reference/colab-sim.json, and the colab-sim block's lines (tools.readme_results writes them)
   sources.py    what several parts read from the repository: a requirement's pin, a notebook's tagged cells
   cli.py        the command line (__main__.py runs it)
 Imports go one way: sources and execute import no part; venv, pins and t4 import sources; outage imports venv and
-execute; notebooks and report import outage; t4_sim imports t4, venv and execute; cli imports the rest. This
-package's namespace holds what tests/colab_t4.ipynb calls (`from tools import colab_sim`, then colab_sim.t4_*: only
-t4.py and sources.py load) and, imported when first asked for, the stub wheels tools.carry resolves against
-(held_stubs, stub_wheel: pins.py).
+execute; notebooks and report import outage; t4_sim imports t4, venv and execute; cli imports the rest (and
+tools.readme_results). This package's namespace holds what tests/colab_t4.ipynb calls (`from tools import
+colab_sim`, then colab_sim.t4_*: only t4.py and sources.py load) and, imported when first asked for, the stub wheels
+tools.carry resolves against (held_stubs, stub_wheel: pins.py).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from tools.colab_sim.report import REPORT, save_report
 from tools.colab_sim.sources import ROOT
 from tools.colab_sim.t4_sim import run_t4
 from tools.colab_sim.venv import FREEZE, VENV, build_venv, colab_freeze, installed, log
+from tools.readme_results import write_measurements
 
 
 class LoadSampler:
@@ -103,6 +104,7 @@ def main(argv: list[str]) -> int:
     part["date"] = time.strftime("%Y-%m-%d")
     part["load"] = {"average": load.average(), "cores": os.cpu_count()}
     save_report(mode, part)
+    write_measurements()  # the one writer of docs/MEASUREMENTS.md: its colab-sim block from the report just saved
     log(
         f"passed: {len(numbers)} notebook(s) in {part['seconds']:.0f} s; "
         f"report in {REPORT.relative_to(ROOT)}; docs/MEASUREMENTS.md updated"

@@ -1,5 +1,8 @@
 """The simulated Colab's report: data/reference/colab-sim.json (committed; one part per mode, each mode's last run)
-and its numbers in the colab-sim block of docs/MEASUREMENTS.md (readme_lines, write_readme)."""
+and the lines of the colab-sim block of docs/MEASUREMENTS.md built from it (readme_lines). This module writes no
+markdown: tools/readme_results.py is the one writer of docs/MEASUREMENTS.md, its colab-sim block included (from the
+committed JSON), and its --check covers that block. Imports: the standard library, helpers.colab (through venv) and
+this package's light modules, so that tools.readme_results can import it without a venv-colab-sim."""
 
 from __future__ import annotations
 
@@ -24,13 +27,13 @@ def load_report(path: Path = REPORT) -> dict:
 
 
 def save_report(mode: str, part: dict) -> dict:
-    """This run's part in place of its mode's in REPORT, the other mode's kept; then docs/MEASUREMENTS.md's block."""
-    report = {**load_report(), mode: part}
+    """This run's part in place of its mode's in REPORT, the other mode's kept. The caller then rewrites
+    docs/MEASUREMENTS.md with tools.readme_results.write_measurements (cli.py does)."""
+    report = {**load_report(REPORT), mode: part}
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     from tools.save_reference import portable  # no folder of this machine in a committed file
 
     REPORT.write_text(portable(json.dumps(report, indent=2)) + "\n", encoding="utf-8")
-    write_readme(report)
     return report
 
 
@@ -45,7 +48,8 @@ def load_note(part: dict) -> str:
 
 
 def readme_lines(report: dict) -> list[str]:
-    """The colab-sim block (docs/MEASUREMENTS.md) from a report (both parts, each from its own run)."""
+    """The colab-sim block (docs/MEASUREMENTS.md, between README_START and README_END) from a report (both parts,
+    each from its own run); tools/readme_results.py writes it from load_report()."""
     lines: list[str] = []
     sim = report.get("notebooks")
     if sim:
@@ -121,13 +125,3 @@ def readme_lines(report: dict) -> list[str]:
         "(`tests/colab_t4.ipynb` is for that, on a Colab account)."
     )
     return lines
-
-
-def write_readme(report: dict, readme: Path = ROOT / "docs" / "MEASUREMENTS.md") -> None:
-    """Put the measurements between the colab-sim markers of docs/MEASUREMENTS.md (numbers from the runs, not typed)."""
-    text = readme.read_text(encoding="utf-8")
-    head, rest = text.split(README_START, 1)
-    _, tail_ = rest.split(README_END, 1)
-    readme.write_text(
-        f"{head}{README_START}\n" + "\n".join(readme_lines(report)) + f"\n{README_END}{tail_}", encoding="utf-8"
-    )
