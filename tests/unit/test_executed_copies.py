@@ -159,19 +159,12 @@ EXPLAINED = {
     r"UserWarning: Model has `tie_word_embeddings=True` and a tied layer is part of": "`ensure_weight_tying`",
     r"^\s+warnings\.warn\(": "",  # the second line Python prints for every warning
 }
-# Copies whose reference run predates the warning fixes of issue 37 (re-run them in the full profile, then drop them
-# from here: the strict xfail fails as soon as a copy is clean).
-PREDATE_FIXES = {"04_grpo_reasoning"}
-
-
 def stderr_lines(nb: dict) -> list[str]:
     return [line for cell in nb["cells"] if cell["cell_type"] == "code" for out in cell.get("outputs", [])
             if out.get("name") == "stderr" for line in "".join(out["text"]).splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("copy", [pytest.param(p, marks=pytest.mark.xfail(
-    p.stem in PREDATE_FIXES, reason="reference run predates issue 37's warning fixes", strict=True)) for p in COPIES],
-    ids=[p.stem for p in COPIES])
+@pytest.mark.parametrize("copy", COPIES, ids=[p.stem for p in COPIES])
 def test_every_stderr_line_of_an_executed_copy_is_explained_by_its_text(copy):
     nb = json.loads(copy.read_text(encoding="utf-8"))
     text = " ".join(" ".join(save_reference.own_text(c)) for c in nb["cells"] if c["cell_type"] == "markdown")
