@@ -125,9 +125,10 @@ def tree_bytes() -> int:
     return sum((ROOT / name).stat().st_size for name in sent_files())
 
 
-def part_bytes() -> int:
-    """One part's room: a call's 64 MiB less the working tree as it is now, and 1 MiB to spare."""
-    return CALL_BYTES - tree_bytes() - 2**20
+def part_bytes(tree: int | None = None) -> int:
+    """One part's room: a call's 64 MiB less the working tree (`tree` bytes, else measured now), and 1 MiB to
+    spare."""
+    return CALL_BYTES - (tree_bytes() if tree is None else tree) - 2**20
 
 
 def split_parts(files: list[Path], limit: int | None = None) -> list[list[dict]]:
@@ -184,13 +185,14 @@ def pack(download: Path | None = None, python_version: str = "3.12", carry: Path
             subprocess.run([*base, "--no-deps", *no_deps], check=True)
     downloaded = sorted(folder.glob("*.whl"))
     wheels = [slim(w) for w in to_carry(downloaded, [*with_deps, *no_deps], have)]
-    made = write_parts(split_parts(wheels), carry)
+    tree = tree_bytes()  # one listing of the working tree, for the parts and the log line
+    made = write_parts(split_parts(wheels, part_bytes(tree)), carry)
     total = sum(p.stat().st_size for p in wheels)
     for name, why in LEFT_OUT.items():
         log(f"left out: {name} ({why})")
     log(f"downloaded {len(downloaded)} wheels, {sum(p.stat().st_size for p in downloaded) / 2**20:.1f} MiB; "
         f"carrying {len(wheels)}, {total / 2**20:.1f} MiB, in {len(made)} part(s) of at most "
-        f"{part_bytes() / 2**20:.1f} MiB (a call's 64 MiB less the working tree, {tree_bytes() / 2**20:.1f} MiB)")
+        f"{part_bytes(tree) / 2**20:.1f} MiB (a call's 64 MiB less the working tree, {tree / 2**20:.1f} MiB)")
     for wheel in sorted(wheels, key=lambda w: -w.stat().st_size):
         log(f"  {wheel.stat().st_size / 2**20:6.1f} MiB  {wheel.name}")
     if len(made) > 2:

@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     for phase in (("1", "2") if args.phase == "both" else (args.phase,)):
         chosen = phase_steps(all_steps, phase)
         if phase == "2" and args.phase == "both":
-            chosen = chosen[1:]  # the install ran in phase 1, on this machine
+            chosen = [s for s in chosen if s.name != "install"]  # it ran in phase 1, on this machine
         deadline = args.deadline_min * 60 if args.deadline_min else phase_deadline(phase, rerun=False)
         deadline *= REHEARSAL_SCALE if rehearsal and not args.deadline_min else 1
         deadlines[phase] = deadline
