@@ -159,6 +159,8 @@ EXPLAINED = {
     r"UserWarning: Model has `tie_word_embeddings=True` and a tied layer is part of": "`ensure_weight_tying`",
     r"^\s+warnings\.warn\(": "",  # the second line Python prints for every warning
 }
+
+
 def stderr_lines(nb: dict) -> list[str]:
     return [line for cell in nb["cells"] if cell["cell_type"] == "code" for out in cell.get("outputs", [])
             if out.get("name") == "stderr" for line in "".join(out["text"]).splitlines() if line.strip()]
