@@ -156,7 +156,7 @@ function Run-Notebooks([object[]]$Numbers) {
     $savedRunsDir = $env:SMOL_RUNS_DIR
     try {
         if (-not $env:SMOL_RUNS_DIR) { $env:SMOL_RUNS_DIR = "runs" }
-        Invoke-Checked $VenvPython @("-m", "helpers.results")
+        Invoke-Checked $VenvPython @("-m", "tools.references")
     } finally {
         $env:SMOL_RUNS_DIR = $savedRunsDir
     }

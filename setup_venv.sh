@@ -73,7 +73,7 @@ run_notebooks() {
   # table of measured times at the end; Ctrl-C keeps the notebooks that finished. Then the before/after summary.
   local rc=0
   "$VENV_DIR/bin/python" -m tools.run_notebooks "$@" || rc=$?
-  SMOL_RUNS_DIR="${SMOL_RUNS_DIR:-runs}" "$VENV_DIR/bin/python" -m helpers.results
+  SMOL_RUNS_DIR="${SMOL_RUNS_DIR:-runs}" "$VENV_DIR/bin/python" -m tools.references
   return $rc
 }
 

@@ -13,19 +13,6 @@ from helpers import engine, runtime
 
 REFERENCE = Path("data") / "reference"  # the committed reference runs, from the repository root
 REFERENCE_DIR = REPO_ROOT / REFERENCE
-RECIPE_REFERENCE_DIR = REFERENCE_DIR / "recipes"  # the recipes' runs (recipes/*.py), not a notebook's
-SPREAD_DIR = REFERENCE_DIR / "spread"  # how far the smoke checks' numbers move across seeds and CPUs (tools/spread.py)
-
-
-def reference_folder(notebook: str, profile: str, device: str, root: Path | None = None) -> Path:
-    """data/reference/<notebook>/<profile>-<device>/ under `root`: a notebook's committed reference run on a device."""
-    return (REPO_ROOT if root is None else root) / REFERENCE / notebook / f"{profile}-{device}"
-
-
-def notebook_reference_dirs() -> list[Path]:
-    """data/reference/<notebook>/ for every notebook with committed reference runs (the recipes' and the spread's
-    folders left out)."""
-    return sorted(p for p in REFERENCE_DIR.iterdir() if p.is_dir() and p not in (RECIPE_REFERENCE_DIR, SPREAD_DIR))
 
 
 def runs_root() -> Path:
@@ -266,26 +253,3 @@ def headline_metrics(run: dict[str, Any]) -> dict[str, dict[str, float]]:
                 if isinstance(inner, dict) and set(inner) == {"before", "after"}:
                     found[f"{key}.{sub}"] = inner
     return found
-
-
-def summary_markdown(root: Path | None = None, pattern: str = "*/results.json") -> str:
-    """A markdown table of every runs/*/results.json (or `pattern` under `root`, e.g. "*/*/results.json" under
-    REFERENCE_DIR): profile, device, training time, peak memory, before -> after."""
-    root = root or runs_root()
-    lines = [
-        "| notebook | profile | device | engine | train s | peak MB | before -> after |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for path in sorted(root.glob(pattern)):
-        run = json.loads(path.read_text(encoding="utf-8"))
-        metrics = "; ".join(f"{k} {v['before']} -> {v['after']}" for k, v in headline_metrics(run).items())
-        train = run.get("train", {})
-        lines.append(
-            f"| {run.get('notebook', path.parent.name)} | {run.get('profile')} | {run.get('device')} | "
-            f"{run.get('engine', 'unsloth')} | {train.get('seconds')} | {train.get('peak_memory_mb')} | {metrics} |"
-        )
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    print(summary_markdown())

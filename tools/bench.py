@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers import results, runtime
+from tools import references
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -199,7 +200,7 @@ def plot(report: dict[str, Any], path: Path) -> Path:
 def reference_path(report: dict[str, Any], root: Path = ROOT) -> Path:
     # Beside 02's reference runs, as bench.json: it is not a notebook run, so the results.json tables skip it.
     device = "gpu" if report["gpu"] else "cpu"
-    return results.reference_folder("02_lora_finetuning", "bench", device, root) / "bench.json"
+    return references.reference_folder("02_lora_finetuning", "bench", device, root) / "bench.json"
 
 
 def save_reference(report: dict[str, Any], root: Path = ROOT, today: str | None = None) -> Path:

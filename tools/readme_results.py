@@ -37,9 +37,10 @@ def executed_copies() -> list[tuple[str, str, int]]:
 
 def block() -> str:
     from helpers import results
+    from tools import references
 
     pattern = "*/*/results.json"
-    lines = [results.summary_markdown(results.REFERENCE_DIR, pattern), "", "Where each was measured:", ""]
+    lines = [references.summary_markdown(results.REFERENCE_DIR, pattern), "", "Where each was measured:", ""]
     for path in sorted(results.REFERENCE_DIR.glob(pattern)):
         run = json.loads(path.read_text(encoding="utf-8"))
         lines.append(f"- `{path.relative_to(ROOT).as_posix()}`: {run['measured']}")
@@ -47,7 +48,7 @@ def block() -> str:
     lines += ["", "Executed copies of the full-profile reference runs, to read every output without running anything "
                   "(plots included; GitHub and Jupyter show them):", ""]
     lines += [f"- [`{path}`](../{path}) ({kb} KB)" for _, path, kb in copies] or ["- none committed yet"]
-    missing = sorted({p.name for p in results.notebook_reference_dirs()} - {name for name, _, _ in copies})
+    missing = sorted({p.name for p in references.notebook_reference_dirs()} - {name for name, _, _ in copies})
     if copies and missing:
         lines.append(f"- not yet for {', '.join(missing)} (their reference runs predate the executed copies)")
     return "\n".join(lines)
@@ -60,6 +61,7 @@ def times_block() -> str:
     """Whole-notebook wall time (the sum of its code cells, cell_times.json), training time and peak memory of every
     reference run that has cell times."""
     from helpers import results
+    from tools import references
 
     lines = [
         "| notebook | reference run | device | whole notebook s | train s | peak MB |",
@@ -75,7 +77,7 @@ def times_block() -> str:
             f"| {run['notebook']} | {times.parent.name} | {run['device']} | {total:.0f} | {train.get('seconds')} | "
             f"{train.get('peak_memory_mb')} ({train.get('memory_kind')}) |"
         )
-    notebooks = len(results.notebook_reference_dirs())
+    notebooks = len(references.notebook_reference_dirs())
     lines.append("")
     lines += main_job_lines(results.REFERENCE_DIR / MAIN_JOB)
     for run_name, seconds in sorted(totals.items()):
@@ -153,7 +155,7 @@ def recipes_block() -> str:
     """The recipes' committed runs (data/reference/recipes/<config>/<launch>-<device>/): launch, batch arithmetic,
     time, throughput, memory per rank and losses; then, for each config run both on one process and on several, how
     closely their training losses agree step by step."""
-    from helpers import results
+    from tools import references
 
     lines = [
         "| recipe config | run | device | processes × per-device batch × accumulation | train s | s per step | "
@@ -161,7 +163,7 @@ def recipes_block() -> str:
         "|---|---|---|---|---:|---:|---:|---|---|---|",
     ]
     notes, by_config = [], {}
-    for path in sorted(results.RECIPE_REFERENCE_DIR.glob("*/*/results.json")):
+    for path in sorted(references.RECIPE_REFERENCE_DIR.glob("*/*/results.json")):
         run = json.loads(path.read_text(encoding="utf-8"))
         config, name = path.parent.parent.name, path.parent.name
         by_config.setdefault(config, {})[name] = run
@@ -243,10 +245,10 @@ SPREAD_START, SPREAD_END = "<!-- spread:start -->", "<!-- spread:end -->"
 def spread_block() -> str:
     """Each effect check of tests/results: its bound, and the smallest and largest value measured across seeds, torch
     thread counts and CPU kernel paths (data/reference/spread/smoke-cpu.json), with what the broken runs gave."""
-    from helpers import results
+    from tools import references
 
-    spread = json.loads((results.SPREAD_DIR / "smoke-cpu.json").read_text(encoding="utf-8"))
-    faults_path = results.SPREAD_DIR / "faults-smoke-cpu.json"
+    spread = json.loads((references.SPREAD_DIR / "smoke-cpu.json").read_text(encoding="utf-8"))
+    faults_path = references.SPREAD_DIR / "faults-smoke-cpu.json"
     faults = {(r["notebook"], r["effect"]): r for r in json.loads(faults_path.read_text(encoding="utf-8"))}
     variants = sorted({v for row in spread for v in row["variants"]})
     cpus = sorted({m["cpu"].get("cpu_model", "?") for row in spread for m in row["variants"].values()})
@@ -372,9 +374,9 @@ def notebook_block(notebook: str) -> str:
 
 
 def render_teaching(text: str) -> str:
-    from helpers import results
+    from tools import references
 
-    for folder in results.notebook_reference_dirs():
+    for folder in references.notebook_reference_dirs():
         start, end = f"<!-- measured:{folder.name}:start -->", f"<!-- measured:{folder.name}:end -->"
         text = replace_block(text, start, end, notebook_block(folder.name), "notebooks/TEACHING.md")
     return text

@@ -33,6 +33,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from helpers import results, runtime
+from tools import references
 from tools.save_reference import first_line
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +59,7 @@ def choose(numbers: list[str]) -> list[Path]:
 
 def reference_folder(notebook: str, profile: str, device: str) -> Path:
     """data/reference/<notebook>/<profile>-<device>/: the committed reference run of this notebook on this device."""
-    return results.reference_folder(notebook, profile, device)
+    return references.reference_folder(notebook, profile, device)
 
 
 def reference_cell_times(notebook: str, profile: str, device: str) -> list[dict[str, Any]]:

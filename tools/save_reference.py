@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 
 from helpers import results
+from tools.references import reference_folder
 from tools.sync_notebooks import is_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +61,7 @@ def save(source: Path, device: str, where: str, recipe: str | None = None, varia
             raise ValueError(f"{source} is a notebook's results.json, not a recipe's: leave out --recipe")
         target = ROOT / results.REFERENCE / "recipes" / recipe / device / "results.json"
     else:
-        target = results.reference_folder(run["notebook"], run["profile"], device, ROOT) / "results.json"
+        target = reference_folder(run["notebook"], run["profile"], device, ROOT) / "results.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     extra = {"variant": variant} if variant else {}
     target.write_text(portable(json.dumps({**run, "measured": where, **extra}, indent=2, ensure_ascii=False)) + "\n",

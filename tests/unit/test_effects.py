@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from helpers.results import SPREAD_DIR
 from tools.effects import EFFECTS, Effect
+from tools.references import SPREAD_DIR
 
 SPREAD = SPREAD_DIR / "smoke-cpu.json"
 FAULTS = SPREAD_DIR / "faults-smoke-cpu.json"

@@ -53,18 +53,6 @@ def test_comparison_table_marks_missing_runs():
     assert results.comparison_table({"a": run})[-1] == {"metric": "fact questions right after", "a": "33 of 48"}
 
 
-def test_summary_markdown_lists_every_run(runs):
-    results.save_results("01_x", {"notebook": "01_x", "profile": "smoke", "device": "CPU", "engine": "plain",
-                                   "train": {"seconds": 3.0, "peak_memory_mb": 9.0},
-                                   "eval_loss": {"before": 2.0, "after": 1.5},
-                                   "extended": {"bpc": {"before": 4.0, "after": 3.0}}})
-    results.save_results("02_y", {"notebook": "02_y", "profile": "full"})
-    table = results.summary_markdown().splitlines()
-    assert len(table) == 4
-    assert table[2] == "| 01_x | smoke | CPU | plain | 3.0 | 9.0 | eval_loss 2.0 -> 1.5; extended.bpc 4.0 -> 3.0 |"
-    assert table[3].startswith("| 02_y | full | None | unsloth |")  # no engine recorded: a run on Unsloth
-
-
 def test_load_reference_picks_the_profile_and_the_same_kind_of_device(tmp_path, monkeypatch):
     monkeypatch.setattr(results, "REFERENCE_DIR", tmp_path / "data" / "reference")
     assert results.load_reference("01_x", "full", gpu=True) is None
@@ -320,13 +308,6 @@ def test_record_into_a_recipes_folder_skips_the_notebooks_references(runs, tmp_p
     assert "Reference" not in capsys.readouterr().out  # a recipe's settings differ: no comparison with notebook runs
 
 
-def test_notebook_reference_dirs_leave_out_the_recipes():
-    found = results.notebook_reference_dirs()
-    assert found, f"no notebook folder under {results.REFERENCE_DIR}"
-    assert results.RECIPE_REFERENCE_DIR not in found and results.SPREAD_DIR not in found
-    assert [p.name for p in found] == sorted(p.stem for p in (results.REPO_ROOT / "notebooks").glob("*.ipynb"))
-
-
 def test_save_reference_puts_a_recipe_run_under_recipes(tmp_path, monkeypatch):
     from tools import save_reference
 
@@ -355,7 +336,7 @@ def test_save_reference_marks_a_variant_beside_the_notebooks_own_run(tmp_path, m
 
 
 def test_recipes_block_compares_processes_step_by_step(tmp_path, monkeypatch):
-    from tools import readme_results
+    from tools import readme_results, references
 
     def run(processes: int, losses: list[float], after: float) -> dict:
         return {
@@ -374,7 +355,7 @@ def test_recipes_block_compares_processes_step_by_step(tmp_path, monkeypatch):
                                                                                              1.51))):
         (folder / name).mkdir(parents=True)
         (folder / name / "results.json").write_text(json.dumps(data), encoding="utf-8")
-    monkeypatch.setattr(results, "RECIPE_REFERENCE_DIR", tmp_path / "recipes")
+    monkeypatch.setattr(references, "RECIPE_REFERENCE_DIR", tmp_path / "recipes")
     monkeypatch.setattr(readme_results, "ROOT", tmp_path)
     block = readme_results.recipes_block()
     assert "| sft_lora | 2proc-cpu | CPU (2 cores) | 2 × 2 × 1 = 4 | 8 | 2.00 | 50.0 | 100 / 101 (process" in block

@@ -25,7 +25,7 @@ def test_expected_seconds_sums_the_reference_cell_times(tmp_path, monkeypatch):
     other = tmp_path / "data" / "reference" / "04_y" / "full-cpu"
     other.mkdir(parents=True)
     (other / "results.json").write_text(json.dumps({"measured": "2026-11-29 on a CPU: 1634 s for the whole notebook"}))
-    monkeypatch.setattr(run_notebooks.results, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(run_notebooks.references, "ROOT", tmp_path)
     assert run_notebooks.expected_seconds("02_x", "full", "cpu") == 61.5
     assert run_notebooks.expected_seconds("04_y", "full", "cpu") == 1634.0
     assert run_notebooks.expected_seconds("02_x", "full", "gpu") is None

@@ -508,9 +508,9 @@ MUTATIONS = {
         with_nbconvert,
         lambda t: [] if pip_like(ps_venv_calls(t)) == pip_like(sh_venv_calls(SH_TEXT)) else ["differ"],
     ),
-    "helpers.results not run": (
-        lambda: broken('Invoke-Checked $VenvPython @("-m", "helpers.results")', "Write-Host results"),
-        lambda t: [] if {c for c in ps_venv_calls(t) if ("python", ("-m", "helpers.results")) == c} else ["missing"],
+    "tools.references not run": (
+        lambda: broken('Invoke-Checked $VenvPython @("-m", "tools.references")', "Write-Host results"),
+        lambda t: [] if {c for c in ps_venv_calls(t) if ("python", ("-m", "tools.references")) == c} else ["missing"],
     ),
     "tests unchecked": (lambda: broken('Invoke-Checked $VenvPython (@("-m", "tools.run_tests") + $PytestArgs)',
                                        "& $VenvPython -m tools.run_tests $PytestArgs"), unchecked_native_calls),
