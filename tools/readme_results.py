@@ -6,10 +6,9 @@
 docs/MEASUREMENTS.md gets one table of every results.json and the other measured blocks, each between its markers,
 the simulated Colab's block included (its lines from data/reference/colab-sim.json, built by
 tools/colab_sim/report.py): this module is that file's one writer (write_measurements; the simulated Colab calls it
-after a run), and --check covers every block. The notebooks get their measured spans (tools/notebook_numbers.py).
-TEACHING.md gets, per notebook between <!-- measured:<notebook>:start --> and <!-- measured:<notebook>:end -->, the
-before -> after numbers of each reference run, the link to its executed copy and the wall time of each long cell
-(cell_times.json). The numbers come from data/reference/ (see tools/save_reference.py), never typed by hand.
+after a run), and --check covers every block. The notebooks get their measured spans (tools/notebook_numbers.py),
+TEACHING.md its block per notebook (tools/teaching_tables.py). The numbers come from data/reference/ (see
+tools/save_reference.py), never typed by hand.
 """
 
 from __future__ import annotations
@@ -17,22 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
+
+from tools import teaching_tables
+from tools.markers import refresh, replace_block
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASUREMENTS = ROOT / "docs" / "MEASUREMENTS.md"
-TEACHING = ROOT / "notebooks" / "TEACHING.md"
 START, END = "<!-- reference-results:start -->", "<!-- reference-results:end -->"
-LONG_CELL_S = 5.0  # cells at least this slow in some reference run are listed in TEACHING.md
-
-
-def executed_copies() -> list[tuple[str, str, int]]:
-    """(notebook, path from the repository root, size in KB) of each committed executed copy."""
-    from tools.save_reference import EXECUTED
-
-    return [(p.stem, p.relative_to(ROOT).as_posix(), round(p.stat().st_size / 1024))
-            for p in sorted((ROOT / EXECUTED).glob("*.ipynb"))]
 
 
 def block() -> str:
@@ -44,7 +35,7 @@ def block() -> str:
     for path in sorted(results.REFERENCE_DIR.glob(pattern)):
         run = json.loads(path.read_text(encoding="utf-8"))
         lines.append(f"- `{path.relative_to(ROOT).as_posix()}`: {run['measured']}")
-    copies = executed_copies()
+    copies = teaching_tables.executed_copies()
     lines += ["", "Executed copies of the full-profile reference runs, to read every output without running anything "
                   "(plots included; GitHub and Jupyter show them):", ""]
     lines += [f"- [`{path}`](../{path}) ({kb} KB)" for _, path, kb in copies] or ["- none committed yet"]
@@ -288,115 +279,6 @@ def render(readme: str) -> str:
     return replace_block(readme, TIMES_START, TIMES_END, times_block(), "docs/MEASUREMENTS.md")
 
 
-def replace_block(text: str, start: str, end: str, body: str, name: str) -> str:
-    if start not in text or end not in text:
-        raise SystemExit(f"{name} lacks the markers {start} ... {end}")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{start}\n{body}\n{end}{tail}"
-
-
-def current_sections(notebook: str) -> dict[str, list[str]]:
-    """{a code cell's first line (as cell_times.json stores it): the headings of the sections of the cells that start
-    so, in order} in the notebook as it is now, so that reference cell times measured on an earlier layout of the
-    notebook show today's section names."""
-    from tools.save_reference import code_cells, first_line
-
-    path = ROOT / "notebooks" / f"{notebook}.ipynb"
-    if not path.exists():
-        return {}
-    found: dict[str, list[str]] = {}
-    for section, cell in code_cells(json.loads(path.read_text(encoding="utf-8"))["cells"]):
-        found.setdefault(first_line("".join(cell["source"])), []).append(section)
-    return found
-
-
-def notebook_block(notebook: str) -> str:
-    """Before -> after per reference run, then the long cells' wall times per reference run, for TEACHING.md."""
-    from helpers import paired, results
-
-    folders = sorted(p for p in (results.REFERENCE_DIR / notebook).glob("*") if (p / "results.json").exists())
-    if not folders:
-        return "_No reference run of this notebook is committed yet._"
-    lines = []
-    for folder in folders:
-        run = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-        pairs = [f"{k} {v['before']} -> {v['after']}" for k, v in results.headline_metrics(run).items()]
-        pairs += [f"{k}: {paired.describe(v)}" for k, v in run.items() if k.endswith("_flips")]
-        lines.append(f"- **{folder.name}** ({run['device']}): {'; '.join(pairs)}")
-    copy = {name: (path, kb) for name, path, kb in executed_copies()}.get(notebook)
-    lines.append(f"- **Executed copy** of the full-profile reference run, to pre-run a recording or preview it: "
-                 f"[`{copy[0]}`](executed/{notebook}.ipynb) ({copy[1]} KB)" if copy else
-                 "- No executed copy of this notebook is committed yet: pre-run it (`./setup_venv.sh run "
-                 f"{notebook[:2]}`) to walk through its outputs.")
-    timed = {
-        f.name: json.loads((f / "cell_times.json").read_text(encoding="utf-8"))
-        for f in folders
-        if (f / "cell_times.json").exists()
-    }
-    if not timed:
-        return "\n".join(lines + ["", "_No cell times are committed for this notebook yet._"])
-    order: list[tuple[str, str]] = []
-    seconds: dict[tuple[str, str], dict[str, float]] = {}
-    for name in sorted(timed, key=lambda n: not n.startswith("full")):  # full-profile order first
-        for cell in timed[name]:
-            key = (cell["section"], cell["cell"])
-            if key not in seconds:
-                order.append(key)
-                seconds[key] = {}
-            seconds[key][name] = cell["seconds"]
-    columns = sorted(timed)
-    now = current_sections(notebook)
-    # Today's section of each timed cell, matched in order: a first line can repeat ("if ENGINE == ...").
-    today = {key: now[key[1]].pop(0) if now.get(key[1]) else None for key in order}
-    moved = False
-    lines += [
-        "",
-        f"Cells that took {LONG_CELL_S:.0f} s or more in a reference run (wall seconds, `cell_times.json`):",
-        "",
-        "| section | cell starts with | " + " | ".join(columns) + " |",
-        "|---|---|" + "---:|" * len(columns),
-    ]
-    for key in order:
-        if max(seconds[key].values()) >= LONG_CELL_S:
-            cells = " | ".join(f"{seconds[key][c]:.0f}" if c in seconds[key] else "-" for c in columns)
-            section = today[key] or (f"{key[0]} (earlier layout)" if now else key[0])
-            moved = moved or (bool(now) and today[key] is None)
-            lines.append(f"| {section} | `{key[1].replace('|', '/')[:60]}` | {cells} |")
-    totals = " | ".join(f"**{sum(cell['seconds'] for cell in timed[c]):.0f}**" for c in columns)
-    lines.append(f"| whole notebook | (every code cell) | {totals} |")
-    if moved:
-        lines += ["", "A section marked *(earlier layout)* names a cell that the notebook has since merged with "
-                      "another or moved; the time is that reference run's."]
-    if not any("gpu" in c or not c.endswith("cpu") for c in columns):
-        lines += ["", "No GPU run of this notebook is committed yet: the columns above are this project's 2-core CPU."]
-    return "\n".join(lines)
-
-
-def render_teaching(text: str) -> str:
-    from tools import references
-
-    for folder in references.notebook_reference_dirs():
-        start, end = f"<!-- measured:{folder.name}:start -->", f"<!-- measured:{folder.name}:end -->"
-        text = replace_block(text, start, end, notebook_block(folder.name), "notebooks/TEACHING.md")
-    return text
-
-
-def refresh(path: Path, render_file: Callable[[str], str], check: bool = False) -> bool:
-    """Render the generated blocks of the file at path. With check, say so on stderr when they differ from the file;
-    otherwise write them. True when the file was stale (and, without check, rewritten)."""
-    old = path.read_text(encoding="utf-8")
-    new = render_file(old)
-    if new == old:
-        return False
-    if check:
-        print(f"{path.name}: measured tables are stale: run python -m tools.readme_results", file=sys.stderr)
-    else:
-        path.write_text(new, encoding="utf-8")
-        print(f"{path.name}: measured tables rewritten")
-    return True
-
-
 def write_measurements() -> bool:
     """Rewrite every generated block of docs/MEASUREMENTS.md from data/reference/, the colab-sim block included: the
     one writer of that file (python -m tools.colab_sim calls it after saving its report). True when it changed."""
@@ -408,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
     stale = [refresh(path, render_file, args.check) for path, render_file in
-             ((MEASUREMENTS, render), (TEACHING, render_teaching))]
+             ((MEASUREMENTS, render), (teaching_tables.TEACHING, teaching_tables.render_teaching))]
     from tools import notebook_numbers  # the notebooks' measured spans
     return max(int(args.check and any(stale)), notebook_numbers.main(["--check"] if args.check else []))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import readme_results, save_reference
+from tools import save_reference, teaching_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 # Three tests are parametrized over these: pytest.ini's empty_parameter_set_mark = fail_at_collect makes an empty glob
@@ -101,7 +101,7 @@ def test_each_executed_copy_fits_the_video_as_its_notebook_does(copy):
 def test_measurements_and_teaching_link_each_executed_copy():
     readme = (ROOT / "docs" / "MEASUREMENTS.md").read_text(encoding="utf-8")
     teaching = (ROOT / "notebooks" / "TEACHING.md").read_text(encoding="utf-8")
-    copies = readme_results.executed_copies()
+    copies = teaching_tables.executed_copies()
     assert copies, "no executed copy under notebooks/executed/"
     for name, path, kb in copies:
         assert f"[`{path}`](../{path}) ({kb} KB)" in readme

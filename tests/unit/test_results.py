@@ -133,17 +133,20 @@ def test_every_committed_reference_names_its_notebook_profile_and_device():
 
 
 def test_readme_and_teaching_tables_are_generated_from_data_reference(tmp_path, monkeypatch):
-    from tools import readme_results
+    from tools import readme_results, teaching_tables
 
     assert readme_results.main(["--check"]) == 0, "run python -m tools.readme_results"
     # A changed table in either file makes the check fail; rewriting repairs it.
-    for name, marker in (("MEASUREMENTS", readme_results.START), ("MEASUREMENTS", "<!-- colab-sim:start -->"),
-                         ("TEACHING", "<!-- measured:01_full_finetuning:start -->")):
+    for module, name, marker in (
+        (readme_results, "MEASUREMENTS", readme_results.START),
+        (readme_results, "MEASUREMENTS", "<!-- colab-sim:start -->"),
+        (teaching_tables, "TEACHING", "<!-- measured:01_full_finetuning:start -->"),
+    ):
         copy = tmp_path / f"{name}.md"
-        original = getattr(readme_results, name)
+        original = getattr(module, name)
         stale = original.read_text(encoding="utf-8").replace(marker, marker + "\n| a stale row |", 1)
         copy.write_text(stale, encoding="utf-8")
-        monkeypatch.setattr(readme_results, name, copy)
+        monkeypatch.setattr(module, name, copy)
         assert readme_results.main(["--check"]) == 1
         assert readme_results.main([]) == 0 and readme_results.main(["--check"]) == 0
         assert "a stale row" not in copy.read_text(encoding="utf-8")
@@ -168,40 +171,6 @@ def test_the_colab_sim_block_is_checked_and_written_by_readme_results(tmp_path, 
     assert "MEASUREMENTS.md: measured tables are stale" in capsys.readouterr().err
     assert readme_results.write_measurements() and copy.read_text(encoding="utf-8") == original
     assert not readme_results.write_measurements()
-
-
-def test_teaching_guide_has_a_measured_block_per_notebook():
-    from tools import readme_results
-
-    guide = readme_results.TEACHING.read_text(encoding="utf-8")
-    notebooks = sorted(p.stem for p in (readme_results.ROOT / "notebooks").glob("*.ipynb"))
-    assert notebooks, f"no notebooks/*.ipynb under {readme_results.ROOT}"
-    for notebook in notebooks:
-        assert f"<!-- measured:{notebook}:start -->" in guide, notebook
-        block = readme_results.notebook_block(notebook)
-        assert "full-cpu" in block and "whole notebook" in block, notebook
-
-
-def test_teaching_cell_times_name_todays_sections(tmp_path, monkeypatch):
-    from tools import readme_results
-
-    def cell(kind, text):
-        return {"cell_type": kind, "source": [text], "metadata": {}}
-
-    (tmp_path / "notebooks").mkdir()
-    layout = [cell("markdown", "## 3 · Train"), cell("code", "trainer.train()"), cell("code", "slow()")]
-    (tmp_path / "notebooks" / "07_x.ipynb").write_text(json.dumps({"cells": layout}), encoding="utf-8")
-    folder = tmp_path / "data" / "reference" / "07_x" / "full-cpu"
-    folder.mkdir(parents=True)
-    (folder / "results.json").write_text(json.dumps({"device": "CPU (2 cores)", "profile": "full"}), encoding="utf-8")
-    times = [{"section": "5 · Train", "cell": "trainer.train()", "seconds": 60.0},
-             {"section": "6 · Gone", "cell": "merged_away()", "seconds": 9.0}]
-    (folder / "cell_times.json").write_text(json.dumps(times), encoding="utf-8")
-    monkeypatch.setattr(readme_results, "ROOT", tmp_path)
-    monkeypatch.setattr(results, "REFERENCE_DIR", tmp_path / "data" / "reference")
-    block = readme_results.notebook_block("07_x")
-    assert "| 3 · Train | `trainer.train()` | 60 |" in block  # today's heading, the reference run's time
-    assert "| 6 · Gone (earlier layout) | `merged_away()` | 9 |" in block and "*(earlier layout)*" in block
 
 
 def test_cell_times_reads_nbclient_timestamps(tmp_path):
