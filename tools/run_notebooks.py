@@ -28,12 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-import zmq
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
 
 from helpers import results, runtime
 from tools import references
+from tools.execute import Executor
 from tools.save_reference import first_line
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,10 +97,10 @@ def clock(seconds: float | None) -> str:
 JUDGE_AFTER = 30.0  # reference seconds of finished cells before this machine's speed is judged
 
 
-class WatchedClient(NotebookClient):
-    """nbclient's executor, printing section headings, streamed text and training progress as they arrive, and at
-    each section how long the rest should take here: the reference run's times for the cells still to run, scaled by
-    how much longer (or shorter) the finished cells took on this machine than in that run."""
+class WatchedClient(Executor):
+    """The project's one executor (tools/execute.py), printing section headings, streamed text and training progress
+    as they arrive, and at each section how long the rest should take here: the reference run's times for the cells
+    still to run, scaled by how much longer (or shorter) the finished cells took on this machine than in that run."""
 
     def __init__(self, nb: Any, reference_cells: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
         super().__init__(nb, **kwargs)
@@ -127,14 +125,6 @@ class WatchedClient(NotebookClient):
             elif cell.cell_type == "code" and heading is not None:
                 found[index], heading = heading, None
         return found
-
-    def create_kernel_manager(self) -> Any:
-        """nbclient's kernel manager, asked for CurveZMQ keys where pyzmq and the kernel support them: ipykernel 7.3+
-        warns at every start that a kernel talking over TCP in plain text can be overheard."""
-        km = super().create_kernel_manager()
-        if "transport_encryption" in km.trait_names() and zmq.has("curve"):
-            km.transport_encryption = "auto"  # encrypts when the kernel spec declares support; else as before
-        return km
 
     @staticmethod
     def _match(nb: Any, reference_cells: list[dict[str, Any]]) -> dict[int, float]:
@@ -228,12 +218,13 @@ def run_one(path: Path, runs: Path, profile: str, device: str, assignments: list
     start = time.monotonic()
     status = "done"
     try:
-        client.execute()
-    except CellExecutionError as error:
-        status = "FAILED"
-        print(f"  {name} stopped at an error:\n{str(error)[-2000:]}", file=sys.stderr)
+        stopped = client.run()
     except KeyboardInterrupt:
         status = "interrupted"
+    else:
+        if stopped is not None:
+            status = "FAILED"
+            print(f"  {name} stopped at an error:\n{stopped['text'][-2000:]}", file=sys.stderr)
     seconds = time.monotonic() - start
     target = out / (f"{name}.ipynb" if status == "done" else f"{name}.partial.ipynb")
     nbformat.write(nb, target)

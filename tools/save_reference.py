@@ -24,10 +24,10 @@ import argparse
 import json
 import re
 import sys
-from datetime import datetime
 from pathlib import Path
 
 from helpers import results
+from tools.execute import cell_seconds
 from tools.references import reference_folder
 from tools.sync_notebooks import is_bundle
 
@@ -97,16 +97,10 @@ def cell_times(executed: Path) -> list[dict]:
         source = "".join(cell["source"])
         if set(cell.get("metadata", {}).get("tags", [])) & {"bundle", "install"}:
             continue
-        stamps = cell.get("metadata", {}).get("execution", {})
-        if "iopub.execute_input" not in stamps or "shell.execute_reply" not in stamps:
-            raise ValueError(f"{executed}: a code cell has no execution timestamps; was it executed by nbconvert?")
-        start, end = (
-            datetime.fromisoformat(stamps[k].replace("Z", "+00:00"))
-            for k in ("iopub.execute_input", "shell.execute_reply")
-        )
-        found.append(
-            {"section": section, "cell": first_line(source), "seconds": round((end - start).total_seconds(), 1)}
-        )
+        seconds = cell_seconds(cell)
+        if seconds is None:
+            raise ValueError(f"{executed}: a code cell has no execution timestamps; was it executed by nbclient?")
+        found.append({"section": section, "cell": first_line(source), "seconds": round(seconds, 1)})
     return found
 
 

@@ -63,7 +63,8 @@ def outage_message(monkeypatch) -> str:
 
 
 def executed(stop_at: int | None, ename: str = "RuntimeError", message: str = "", skip: int | None = None) -> dict:
-    """Notebook 02 as EXECUTE leaves it: the code cells before `stop_at` ran, `stop_at` holds an error output."""
+    """Notebook 02 as tools/execute.py leaves it: the code cells before `stop_at` ran (nbclient's timing record, half a
+    second each), `stop_at` holds an error output."""
     nb = json.loads(NOTEBOOK_02.read_text(encoding="utf-8"))
     count = 0
     for index, cell in enumerate(nb["cells"]):
@@ -71,10 +72,11 @@ def executed(stop_at: int | None, ename: str = "RuntimeError", message: str = ""
             continue
         count += 1
         cell["execution_count"] = None if index == skip else count
-        cell["metadata"]["colab_sim_seconds"] = 0.5
+        cell["metadata"]["execution"] = {"iopub.execute_input": "2026-12-07T10:00:00.000Z",
+                                         "shell.execute_reply": "2026-12-07T10:00:00.500Z"}
         if index == stop_at:
             cell["outputs"] = [{"output_type": "error", "ename": ename, "evalue": message, "traceback": []}]
-    nb["metadata"]["colab_sim"] = {"seconds": 31.0, "stopped": None if stop_at is None else {"cell": stop_at}}
+    nb["metadata"]["execute"] = {"seconds": 31.0, "stopped": None if stop_at is None else {"cell": stop_at}}
     return nb
 
 
@@ -170,7 +172,7 @@ def tiny_notebook(path: Path, *sources: str) -> Path:
 
 
 def test_the_executor_stops_at_the_first_failing_cell_and_times_each(tmp_path):
-    # EXECUTE in a real kernel of this venv's python (nbclient and ipykernel are installed here too)
+    # tools/execute.py run as a file in a real kernel of this venv's python (nbclient and ipykernel are installed here)
     notebook = tiny_notebook(
         tmp_path / "tiny.ipynb",
         "print('first')",
@@ -183,8 +185,9 @@ def test_the_executor_stops_at_the_first_failing_cell_and_times_each(tmp_path):
     assert index == 1 and error["ename"] == "RuntimeError" and "did not answer" in error["evalue"]
     assert [c["execution_count"] for c in nb["cells"]] == [1, 2, None]
     assert "".join(nb["cells"][0]["outputs"][0]["text"]) == "first\n"
-    assert nb["metadata"]["colab_sim"]["stopped"]["cell"] == 1
-    assert all(c["metadata"]["colab_sim_seconds"] >= 0 for c in nb["cells"][:2])
+    assert nb["metadata"]["execute"]["stopped"]["cell"] == 1
+    assert nb["metadata"]["execute"]["stopped"]["exception"] == "CellExecutionError"
+    assert all(execute.seconds_of(c) >= 0 for c in nb["cells"][:2]) and execute.seconds_of(nb["cells"][2]) is None
 
 
 # --- arguments ---
@@ -433,7 +436,7 @@ def test_run_t4_uploads_a_zip_of_the_working_tree_beside_the_notebook_and_leaves
         runs = {"01_full_finetuning": fake_results()["01_full_finetuning"]}
         source = claims[-1] if claims else found["SOURCE"]
         t4.t4_write(t4.t4_report(source, runs, 1200, FAKE_ENV), found["WORK"])
-        return {"cells": [], "metadata": {"colab_sim": {"seconds": 1.0, "stopped": None}}}
+        return {"cells": [], "metadata": {"execute": {"seconds": 1.0, "stopped": None}}}
 
     monkeypatch.setattr(t4_sim, "execute", fake_execute)
     run = t4_sim.run_t4(Path("/sim/bin/python"), ["01"])
@@ -572,7 +575,7 @@ def test_tail_drops_colour_codes_and_keeps_the_last_lines():
 
 
 def test_the_t4_check_wants_every_chosen_notebook_passed_and_a_report():
-    ran = {"cells": [], "metadata": {"colab_sim": {"seconds": 9.0, "stopped": None}}}
+    ran = {"cells": [], "metadata": {"execute": {"seconds": 9.0, "stopped": None}}}
     report = t4.t4_report("repo", {k: v for k, v in fake_results().items() if k < "02"}, 1200, FAKE_ENV)
     t4_sim.check_t4(ran, report, ["01"])
     with pytest.raises(AssertionError, match=r"ran \['01'\], not \['01', '02'\]"):

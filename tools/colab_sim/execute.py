@@ -1,5 +1,6 @@
-"""A notebook executed cell by cell in a new kernel of the simulated Colab's python, and what to read from the
-executed notebook: the first error, each tagged cell's seconds. The hub-outage check and the T4 harness use it."""
+"""A notebook executed in a new kernel of the simulated Colab's python (by tools/execute.py, the one way this project
+executes notebooks, run there as a file), and what to read from the executed notebook: the first error, each tagged
+cell's seconds. The hub-outage check and the T4 harness use it."""
 
 from __future__ import annotations
 
@@ -7,55 +8,19 @@ import json
 import subprocess
 from pathlib import Path
 
-# Executes a notebook cell by cell in a new kernel of the python that runs it (nbclient: in Colab's image and a
-# dependency of nbval), stopping at the first cell that fails; writes the executed notebook, each code cell's seconds
-# in its metadata (colab_sim_seconds) and where it stopped in the notebook's (colab_sim). Given on stdin:
-# python - SOURCE TARGET TIMEOUT_S
-EXECUTE = """\
-import sys
-import time
+from tools.execute import RUN_KEY  # noqa: F401  (the key the callers read)
+from tools.execute import cell_seconds as seconds_of
 
-import nbformat
-from nbclient import NotebookClient
-
-source, target, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3])
-
-
-class Echo(NotebookClient):
-    def process_message(self, msg, cell, cell_index):  # what the cells print, as they print it
-        if msg.get("msg_type") == "stream":
-            print(msg["content"]["text"], end="", flush=True)
-        return super().process_message(msg, cell, cell_index)
-
-
-nb = nbformat.read(source, as_version=4)
-client = Echo(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": "."}})
-stopped, start = None, time.perf_counter()
-try:
-    with client.setup_kernel():
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            began = time.perf_counter()
-            try:
-                client.execute_cell(cell, index)
-            except Exception as error:  # the cell raised (CellExecutionError), the kernel died, a time-out
-                stopped = {"cell": index, "exception": type(error).__name__, "text": str(error)[-3000:]}
-            cell.metadata["colab_sim_seconds"] = round(time.perf_counter() - began, 2)
-            if stopped:
-                break
-finally:
-    nb.metadata["colab_sim"] = {"seconds": round(time.perf_counter() - start, 1), "stopped": stopped}
-    nbformat.write(nb, target)
-"""
+EXECUTOR = Path(__file__).resolve().parent.parent / "execute.py"  # run as a file by the sim's python (-P: without
+# tools/ on its path), which lacks this repository
 
 
 def execute(python: Path, notebook: Path, env: dict[str, str], timeout: int = 900) -> dict:
-    """Run EXECUTE on `notebook` in its folder with the sim's python; returns the executed notebook (JSON)."""
+    """tools/execute.py on `notebook` in its folder with the sim's python, printing what the cells print; returns the
+    executed notebook (JSON), whose metadata[RUN_KEY] says where it stopped."""
     target = notebook.with_name(notebook.stem + ".executed.ipynb")
     subprocess.run(
-        [str(python), "-", notebook.name, target.name, str(timeout)],
-        input=EXECUTE,
+        [str(python), "-P", str(EXECUTOR), notebook.name, target.name, str(timeout), "--echo"],
         cwd=notebook.parent,
         env=env,
         text=True,
@@ -79,9 +44,9 @@ def first_error(nb: dict) -> tuple[int, dict] | None:
 
 
 def cell_seconds(nb: dict) -> dict[str, float]:
-    """{tag: seconds} of an executed notebook's tagged code cells (see EXECUTE)."""
+    """{tag: seconds} of an executed notebook's tagged code cells (nbclient's timing record)."""
     return {
-        tag: cell.get("metadata", {}).get("colab_sim_seconds")
+        tag: seconds_of(cell)
         for cell in nb["cells"]
         for tag in cell.get("metadata", {}).get("tags", [])
         if cell["cell_type"] == "code"

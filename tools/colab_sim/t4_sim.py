@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 from helpers.colab import HELD
-from tools.colab_sim.execute import cell_seconds, execute, first_error
+from tools.colab_sim.execute import RUN_KEY, cell_seconds, execute, first_error
 from tools.colab_sim.sources import ROOT
 from tools.colab_sim.t4 import ANSI, T4_REPORT, t4_markdown
 from tools.colab_sim.venv import diff, installed, log, sim_env
@@ -45,7 +45,7 @@ def repository_zip(target: Path, root: Path = ROOT, prefix: str = T4_ZIP_PREFIX)
 def check_t4(executed: dict, report: dict | None, numbers: list[str]) -> None:
     """Assert that tests/colab_t4.ipynb ran through, wrote its report, and that every chosen notebook passed."""
     found = first_error(executed)
-    stopped = executed.get("metadata", {}).get("colab_sim", {}).get("stopped")
+    stopped = executed.get("metadata", {}).get(RUN_KEY, {}).get("stopped")
     if found:
         index, error = found
         trace = ANSI.sub("", "\n".join(error.get("traceback", []))[-3000:])
@@ -73,7 +73,7 @@ def run_t4(python: Path, numbers: list[str]) -> dict[str, object]:
     env.pop("COLAB_T4_REPO", None)  # REPO left at its default, as a teacher leaves it
     log(f"executing {T4_NOTEBOOK.relative_to(ROOT)} in {work} beside {upload.name} with NOTEBOOKS = {numbers} ...")
     executed = execute(python, notebook, env, timeout=3600 * len(numbers))
-    stopped = executed["metadata"]["colab_sim"]["stopped"]
+    stopped = executed["metadata"][RUN_KEY]["stopped"]
     restarted = bool(stopped and stopped["exception"] == "DeadKernelError")
     if restarted:  # its install cell restarted the runtime (it replaced an imported library): Run all again, as it says
         log("colab_t4.ipynb: the kernel restarted (see the install cell's output); running it again, as it asks")
@@ -90,7 +90,7 @@ def run_t4(python: Path, numbers: list[str]) -> dict[str, object]:
     log(f"colab_t4.ipynb: all {len(numbers)} notebook(s) passed; its report:\n" + t4_markdown(report))  # type: ignore[arg-type]
     shutil.rmtree(work, ignore_errors=True)
     return {
-        "seconds": executed["metadata"]["colab_sim"]["seconds"],
+        "seconds": executed["metadata"][RUN_KEY]["seconds"],
         "restarted": restarted,
         "zip_kb": zip_kb,
         "cells": cell_seconds(executed),
