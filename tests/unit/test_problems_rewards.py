@@ -207,7 +207,7 @@ def test_solve_rate_is_greedy_and_pass_at_k_samples_k_per_problem_like_grpo(monk
     assert result["pass_at_k"] == 0.5 and result["mean_success"] == 0.5 and result["mixed"] == 0.0
 
 
-@pytest.mark.parametrize("profile", ["full-cpu", "full-cpu-seed2", "smoke-cpu"])
+@pytest.mark.parametrize("profile", ["full-cpu", "full-cpu-seed2", "full-cpu-sft234", "smoke-cpu"])
 def test_committed_04_references_count_what_their_answers_show(profile):
     import json
 
