@@ -2,6 +2,7 @@
 
 import json
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -142,13 +143,16 @@ def test_no_committed_output_or_reference_carries_a_machine_path():
     assert not found, "\n".join(found[:20])
 
 
-def test_portable_replaces_the_machines_folders(tmp_path):
-    runs = save_reference.ROOT / "runs" / "exec"
-    text = (f"writing to {runs / '01_x'}\nhelpers: {save_reference.ROOT / 'helpers'}\n"
-            f"{Path.home() / '.cache' / 'model'}\n{save_reference.ROOT}ly stays")
+def test_portable_replaces_the_machines_folders(monkeypatch):
+    # A repository outside the home and temporary folders (a clone under /tmp would turn its own name into <tmp>).
+    root = Path("/srv/checkout")
+    monkeypatch.setattr(save_reference, "ROOT", root)
+    runs = root / "runs" / "exec"
+    text = (f"writing to {runs / '01_x'}\nhelpers: {root / 'helpers'}\n"
+            f"{Path.home() / '.cache' / 'model'}\n{root}ly stays\nscratch {Path(tempfile.gettempdir()) / 'x'}")
     assert save_reference.portable(text, runs=runs) == (
-        f"writing to runs/01_x\nhelpers: <repository>/helpers\n~/.cache/model\n{save_reference.ROOT}ly stays")
-    assert not MACHINE_PATH.search(save_reference.portable(text, runs=runs).replace(str(save_reference.ROOT), ""))
+        f"writing to runs/01_x\nhelpers: <repository>/helpers\n~/.cache/model\n{root}ly stays\nscratch <tmp>/x")
+    assert not MACHINE_PATH.search(save_reference.portable(text, runs=runs).replace(str(root), ""))
 
 
 # Lines an executed copy may print on stderr, each with the words of its notebook's text that explain it. Every other
