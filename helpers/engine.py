@@ -87,9 +87,11 @@ def quiet_import_warnings() -> None:
             logger.addFilter(_Drop(text))
 
 
-def choose(env: dict[str, str] | None = None) -> str:
+def choose(env: dict[str, str] | None = None, unfit: str | None = None) -> str:
     """Pick the engine for this process, import Unsloth when it is the one, print which and why; returns 'unsloth'
-    or 'plain'. Call it before importing transformers or trl (Unsloth patches them on import)."""
+    or 'plain'. Call it before importing transformers or trl (Unsloth patches them on import). `unfit`: why Unsloth
+    does not fit this process even where it imports (a recipe's launch: the CPU, DeepSpeed, FSDP); with SMOL_ENGINE
+    unset ("auto") the plain engine then runs for that reason, without trying Unsloth."""
     global _chosen
     quiet_import_warnings()
     asked = requested(env)
@@ -101,7 +103,8 @@ def choose(env: dict[str, str] | None = None) -> str:
             )
         engine, why = "plain", f"{ENV_VAR}=plain is set"
     else:
-        blocker = unsloth_blocker()
+        chosen_plain = unfit is not None and asked == "auto"
+        blocker = unfit if chosen_plain else unsloth_blocker()
         if blocker is None:
             try:
                 import unsloth  # noqa: F401  (before transformers and trl)
@@ -117,7 +120,7 @@ def choose(env: dict[str, str] | None = None) -> str:
         torch_lm_head.use_for(accelerator())
     _chosen = engine
     print(f"engine: {LABELS[engine]}\n  because {why}")
-    if engine == "plain" and asked == "auto" and accelerator() == "cuda":
+    if engine == "plain" and asked == "auto" and unfit is None and accelerator() == "cuda":
         print(fallback_warning(why))
     return engine
 

@@ -70,23 +70,15 @@ def unsloth_fits(run: Launch, has_cuda: bool) -> str | None:
 
 
 def choose_engine(env: dict[str, str] | None = None) -> str:
-    """The engine of a recipe process: SMOL_ENGINE as in the notebooks (helpers.engine.choose), except that 'auto'
-    becomes 'plain' where this launch does not fit Unsloth (unsloth_fits). Call it before importing transformers."""
+    """The engine of a recipe process: helpers.engine.choose, the notebooks' one decision, told why Unsloth does not
+    fit this launch where it does not (unsloth_fits; 'auto' then runs plain). Call it before importing transformers."""
     import torch
 
 
     env = dict(os.environ if env is None else env)
     run = launch(env)
-    blocker = unsloth_fits(run, torch.cuda.is_available())
-    if engine.requested(env) == "auto" and blocker is not None:
-        env[engine.ENV_VAR] = "plain"
-        with quiet():
-            chosen = engine.choose(env)
-        if run.main:
-            print(f"engine: {engine.LABELS[chosen]}\n  because {blocker}")
-        return chosen
     with quiet(not run.main):  # every rank chooses the same; rank 0 says so
-        return engine.choose(env)
+        return engine.choose(env, unfit=unsloth_fits(run, torch.cuda.is_available()))
 
 
 def quiet(silent: bool = True) -> Any:

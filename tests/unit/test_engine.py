@@ -95,6 +95,20 @@ def test_plain_engine_process_never_imports_unsloth_and_swaps_the_lm_head():
     assert "{'engine': 'plain', 'unsloth_imported': False}" in out
 
 
+def test_a_launch_unsloth_does_not_fit_makes_auto_plain_without_trying_it():
+    # recipes/distributed.py's one call: where Unsloth imports but the launch does not suit it (DeepSpeed, FSDP, the
+    # CPU), "auto" runs plain for that reason, never imports Unsloth, and shows no fallback warning; "unsloth" still
+    # tries Unsloth, as before.
+    code = ("from helpers import engine; engine.choose({}, unfit='DeepSpeed splits the weights'); "
+            "print(engine.describe())")
+    out = run_python(code, SMOL_ENGINE="")
+    assert "engine: plain" in out and "because DeepSpeed splits the weights" in out and "WARNING" not in out
+    assert "{'engine': 'plain', 'unsloth_imported': False}" in out
+    code = ("from helpers import engine; engine.choose({'SMOL_ENGINE': 'unsloth'}, unfit='DeepSpeed'); "
+            "print(engine.describe())")
+    assert "{'engine': 'unsloth', 'unsloth_imported': True}" in run_python(code)
+
+
 def test_auto_picks_unsloth_where_it_imports():
     out = run_python("from helpers import engine; engine.choose(); print(engine.describe())", SMOL_ENGINE="")
     assert "engine: Unsloth\n" in out
