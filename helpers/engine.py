@@ -103,8 +103,7 @@ def choose(env: dict[str, str] | None = None, unfit: str | None = None) -> str:
             )
         engine, why = "plain", f"{ENV_VAR}=plain is set"
     else:
-        chosen_plain = unfit is not None and asked == "auto"
-        blocker = unfit if chosen_plain else unsloth_blocker()
+        blocker = unfit if unfit is not None and asked == "auto" else unsloth_blocker()
         if blocker is None:
             try:
                 import unsloth  # noqa: F401  (before transformers and trl)

@@ -8,7 +8,6 @@ import json
 import subprocess
 from pathlib import Path
 
-from tools.execute import RUN_KEY  # noqa: F401  (the key the callers read)
 from tools.execute import cell_seconds as seconds_of
 
 EXECUTOR = Path(__file__).resolve().parent.parent / "execute.py"  # run as a file by the sim's python (-P: without
@@ -17,7 +16,7 @@ EXECUTOR = Path(__file__).resolve().parent.parent / "execute.py"  # run as a fil
 
 def execute(python: Path, notebook: Path, env: dict[str, str], timeout: int = 900) -> dict:
     """tools/execute.py on `notebook` in its folder with the sim's python, printing what the cells print; returns the
-    executed notebook (JSON), whose metadata[RUN_KEY] says where it stopped."""
+    executed notebook (JSON), whose metadata[tools.execute.RUN_KEY] says where it stopped."""
     target = notebook.with_name(notebook.stem + ".executed.ipynb")
     subprocess.run(
         [str(python), "-P", str(EXECUTOR), notebook.name, target.name, str(timeout), "--echo"],

@@ -8,9 +8,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tools.colab_sim.execute import RUN_KEY, execute, first_error, seconds_of, source_of
+from tools.colab_sim.execute import execute, first_error, seconds_of, source_of
 from tools.colab_sim.sources import ROOT, requirement
 from tools.colab_sim.venv import installed, log, pip, sim_env
+from tools.execute import RUN_KEY
 
 # The cell a hub outage must stop in, and what its error must say (helpers.models.resolve_source).
 MODEL_CALL = "models.model_name(MODEL_SOURCE)"

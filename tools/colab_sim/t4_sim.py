@@ -13,10 +13,11 @@ import zipfile
 from pathlib import Path
 
 from helpers.colab import HELD
-from tools.colab_sim.execute import RUN_KEY, cell_seconds, execute, first_error
+from tools.colab_sim.execute import cell_seconds, execute, first_error
 from tools.colab_sim.sources import ROOT
 from tools.colab_sim.t4 import ANSI, T4_REPORT, t4_markdown
 from tools.colab_sim.venv import diff, installed, log, sim_env
+from tools.execute import RUN_KEY
 
 T4_NOTEBOOK = ROOT / "tests" / "colab_t4.ipynb"
 T4_ZIP_PREFIX = "smol-trainer-notebooks/"  # the folder the zip's files sit in, as `git archive --prefix=` writes it
