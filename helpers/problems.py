@@ -185,3 +185,38 @@ def pass_at_k(
         **summary(rights),
         "by_level": {lv: summary([r for p, r in zip(problems, rights) if p["level"] == lv]) for lv in levels},
     }
+
+
+def rejection_rows(
+    model: Any,
+    tokenizer: Any,
+    problems: list[dict],
+    k: int,
+    max_new_tokens: int = 128,
+    temperature: float = 1.0,
+    batch_size: int = 32,
+) -> dict[str, Any]:
+    """Rejection sampling, the checker-only baseline to GRPO (also called RFT, expert iteration or STaR): sample `k`
+    completions per problem as GRPO does, keep those the reward functions score right and well formatted (each
+    distinct text once per problem), and return them as prompt-completion rows for SFTTrainer, with the counts."""
+    prompts = [to_prompt(p) for p in problems for _ in range(k)]
+    completions = generation.generate(
+        model, tokenizer, prompts, max_new_tokens, temperature=temperature, top_p=1.0, batch_size=batch_size
+    )
+    answers = [p["answer"] for p in problems for _ in range(k)]
+    right = rewards.correctness_reward(completions, answer=answers)
+    formatted = rewards.format_reward(completions)
+    rows, seen = [], set()
+    for i, (completion, r, f) in enumerate(zip(completions, right, formatted)):
+        problem = problems[i // k]
+        if r > 0 and f > 0 and (problem["question"], completion) not in seen:
+            seen.add((problem["question"], completion))
+            rows.append({"prompt": to_prompt(problem), "completion": [{"role": "assistant", "content": completion}]})
+    return {
+        "rows": rows,
+        "sampled": len(completions),
+        "kept": len(rows),
+        "kept_share": round(len(rows) / len(completions), 4),
+        "problems_with_a_kept_answer": len({q for q, _ in seen}),
+    }
+

@@ -155,6 +155,33 @@ def test_pass_at_k_separates_any_right_mean_and_mixed_groups(monkeypatch):
     assert result["by_level"][2]["pass_at_k"] == 0.0
 
 
+def test_rejection_rows_keep_right_well_formatted_samples_once(monkeypatch):
+    from helpers import generation
+
+    answers = {
+        "What is 1 + 1?": [tagged(2), tagged(2), "2", tagged(3)],        # one text twice, one untagged, one wrong
+        "What is 12 + 30?": [tagged(41)] * 4,                           # none right: nothing to learn from
+        "What is 2 * 3 + 4?": [tagged(10), "<answer>10</answer>", tagged(9), tagged(9)],  # right, badly formatted
+        "What is 3 * 3 + 1?": [tagged(10), "<reasoning>x</reasoning>\n<answer>10</answer>", tagged(1), tagged(10)],
+    }
+    calls = []
+
+    def sampled(*args, **kwargs):
+        calls.append(kwargs)
+        return fake_generate(answers)(*args, **kwargs)
+
+    monkeypatch.setattr(generation, "generate", sampled)
+    result = problems.rejection_rows(None, None, SET, k=4, temperature=0.7)
+    assert calls[0]["temperature"] == 0.7 and calls[0]["top_p"] == 1.0  # sampled as GRPO samples
+    assert (result["sampled"], result["kept"], result["problems_with_a_kept_answer"]) == (16, 4, 3)
+    assert result["kept_share"] == 0.25
+    kept = [(r["prompt"][-1]["content"], r["completion"][0]["content"]) for r in result["rows"]]
+    assert kept == [("What is 1 + 1?", tagged(2)), ("What is 2 * 3 + 4?", tagged(10)),
+                    ("What is 3 * 3 + 1?", tagged(10)),
+                    ("What is 3 * 3 + 1?", "<reasoning>x</reasoning>\n<answer>10</answer>")]
+    assert result["rows"][0]["prompt"] == problems.to_prompt(SET[0])  # the rows SFTTrainer takes, as warmup_rows
+
+
 def test_group_advantages_follow_trl_group_scaling():
     import statistics
 
