@@ -195,13 +195,16 @@ def rejection_rows(
     max_new_tokens: int = 128,
     temperature: float = 1.0,
     batch_size: int = 32,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """Rejection sampling, the checker-only baseline to GRPO (also called RFT, expert iteration or STaR): sample `k`
-    completions per problem as GRPO does, keep those the reward functions score right and well formatted (each
-    distinct text once per problem), and return them as prompt-completion rows for SFTTrainer, with the counts."""
+    completions per problem as GRPO does (no top-p or top-k cut), keep those the reward functions score right and well
+    formatted (each distinct text once per problem), and return them as prompt-completion rows for SFTTrainer (the
+    shape of warmup_rows), with the counts."""
     prompts = [to_prompt(p) for p in problems for _ in range(k)]
     completions = generation.generate(
-        model, tokenizer, prompts, max_new_tokens, temperature=temperature, top_p=1.0, batch_size=batch_size
+        model, tokenizer, prompts, max_new_tokens, temperature=temperature, top_p=1.0, top_k=0,
+        batch_size=batch_size, seed=seed,
     )
     answers = [p["answer"] for p in problems for _ in range(k)]
     right = rewards.correctness_reward(completions, answer=answers)

@@ -192,17 +192,20 @@ def test_04_grpo_records_consistent_scores(load):
     headroom = run["after_cold_start"]["pass_at_k"]
     assert headroom["pass_at_k"] >= headroom["mean_success"]  # any-of-k is at least the average sample
     assert {"completion", "format", "correctness", "partial"} <= set(run["samples"][0])
+    assert "rft" in run, "the notebook records the checker-only baseline (section 10)"
     assert_grpo_scores_recomputed(run)
 
 
 def assert_grpo_scores_recomputed(run):
-    """04's accuracies and paired flips (cold start -> GRPO, cold start -> SFT control, control -> GRPO), recomputed
-    from the per-problem record in its results.json (a run, or a committed reference); the SFT control trained on about
-    as many completion tokens as GRPO (within one step's worth)."""
+    """04's accuracies and paired flips (cold start -> GRPO, cold start -> SFT control, control -> GRPO, and where the
+    run has it cold start -> RFT and RFT -> GRPO), recomputed from the per-problem record in its results.json (a run,
+    or a committed reference); the SFT control and RFT trained on about as many completion tokens as GRPO (within one
+    step's worth). References from before the RFT cell have no "rft"."""
     from helpers import paired
 
     n = run["heldout_problems"]
-    assert set(run["heldout_right"]) == {"base", "cold_start", "grpo", "sft_control"}
+    stages = {"base", "cold_start", "grpo", "sft_control"} | ({"rft"} if "rft" in run else set())
+    assert set(run["heldout_right"]) == stages
     assert all(len(answers) == n and set(answers) <= {"0", "1"} for answers in run["heldout_right"].values())
     right = {stage: [answer == "1" for answer in answers] for stage, answers in run["heldout_right"].items()}
     control = run["sft_control"]
@@ -218,6 +221,28 @@ def assert_grpo_scores_recomputed(run):
     step_tokens = 8 * control["solution_tokens"]
     gap = abs(control["steps"] * step_tokens - control["grpo_completion_tokens"])
     assert control["steps"] == 1 or gap <= step_tokens
+    if "rft" in run:
+        assert_rft_recomputed(run, right)
+
+
+def assert_rft_recomputed(run, right):
+    """The checker-only baseline: as many prompts as GRPO sampled, NUM_GENERATIONS samples each, the kept ones at most
+    that, and SFT steps that make GRPO's completion tokens (none where nothing was kept)."""
+    from helpers import paired
+
+    rft, settings = run["rft"], run["settings"]
+    assert rft["prompts"] == settings["max_steps"] * settings["prompts_per_step"]
+    assert rft["sampled"] == rft["prompts"] * settings["num_generations"]
+    assert rft["problems_with_a_kept_answer"] <= min(rft["kept"], rft["prompts"])
+    assert round(sum(right["rft"]) / run["heldout_problems"], 4) == round(rft["heldout_accuracy"], 4)
+    assert rft["flips"] == paired.flips(right["cold_start"], right["rft"])
+    assert rft["grpo_vs_rft"] == paired.flips(right["rft"], right["grpo"])
+    if rft["kept"] == 0:
+        assert rft["steps"] == 0 and rft["flips"]["wrong_to_right"] + rft["flips"]["right_to_wrong"] == 0
+    else:
+        step_tokens = 8 * rft["kept_tokens"]
+        gap = abs(rft["steps"] * step_tokens - run["sft_control"]["grpo_completion_tokens"])
+        assert rft["steps"] == 1 or gap <= step_tokens
 
 
 def test_05_hindi_counts_fertility_probes_and_reload(load):

@@ -98,7 +98,8 @@ def fake_generate(answers_by_question):
     """A stand-in for generation.generate that answers from a table: question -> list of answers, used in turn."""
     used = {}
 
-    def generate(model, tokenizer, prompts, max_new_tokens, temperature=0.0, top_p=0.95, batch_size=8, chat=True):
+    def generate(model, tokenizer, prompts, max_new_tokens, temperature=0.0, top_p=0.95, batch_size=8, chat=True,
+                 seed=None, **generate_kwargs):
         out = []
         for prompt in prompts:
             question = prompt[-1]["content"]
@@ -171,8 +172,9 @@ def test_rejection_rows_keep_right_well_formatted_samples_once(monkeypatch):
         return fake_generate(answers)(*args, **kwargs)
 
     monkeypatch.setattr(generation, "generate", sampled)
-    result = problems.rejection_rows(None, None, SET, k=4, temperature=0.7)
-    assert calls[0]["temperature"] == 0.7 and calls[0]["top_p"] == 1.0  # sampled as GRPO samples
+    result = problems.rejection_rows(None, None, SET, k=4, temperature=0.7, seed=5)
+    assert (calls[0]["temperature"], calls[0]["top_p"], calls[0]["top_k"]) == (0.7, 1.0, 0)  # sampled as GRPO samples
+    assert calls[0]["seed"] == 5
     assert (result["sampled"], result["kept"], result["problems_with_a_kept_answer"]) == (16, 4, 3)
     assert result["kept_share"] == 0.25
     kept = [(r["prompt"][-1]["content"], r["completion"][0]["content"]) for r in result["rows"]]
