@@ -21,8 +21,10 @@ data/, reference results included) and python -m tools.readme_results (docs/MEAS
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -34,14 +36,28 @@ from tools.sync_notebooks import is_bundle
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@functools.cache
+def worktrees(root: Path) -> tuple[str, ...]:
+    """The repository at `root` and its other git worktrees, resolved (a run made in a `git worktree add` folder
+    prints that folder's helpers path); `root` alone where git cannot say."""
+    try:
+        listed = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=root, capture_output=True, text=True)
+    except OSError:
+        listed = None
+    found = [line.split(" ", 1)[1] for line in (listed.stdout if listed else "").splitlines()
+             if line.startswith("worktree ")]
+    return tuple(dict.fromkeys([str(root.resolve()), *(str(Path(f).resolve()) for f in found)]))
+
+
 def portable(text: str, runs: Path | None = None) -> str:
-    """`text` without this machine's folders: the runs folder a run wrote to becomes `runs`, the repository
-    `<repository>`, the home folder `~` and the temporary folder `<tmp>`, so that no committed output or reference
-    carries an absolute path of the machine that made it (tests/unit/test_executed_copies.py scans for them)."""
+    """`text` without this machine's folders: the runs folder a run wrote to becomes `runs`, the repository (and its
+    other worktrees) `<repository>`, the home folder `~` and the temporary folder `<tmp>`, so that no committed output
+    or reference carries an absolute path of the machine that made it (tests/unit/test_executed_copies.py scans for
+    them)."""
     import tempfile
 
-    folders = {str(ROOT.resolve()): "<repository>", str(Path.home().resolve()): "~",
-               str(Path(tempfile.gettempdir()).resolve()): "<tmp>"}
+    folders = {str(Path.home().resolve()): "~", str(Path(tempfile.gettempdir()).resolve()): "<tmp>",
+               **{tree: "<repository>" for tree in worktrees(ROOT)}}
     if runs is not None:
         folders[str(runs.resolve())] = "runs"
     for folder, name in sorted(folders.items(), key=lambda item: -len(item[0])):  # the innermost folder first

@@ -155,6 +155,20 @@ def test_portable_replaces_the_machines_folders(monkeypatch):
     assert not MACHINE_PATH.search(save_reference.portable(text, runs=runs).replace(str(root), ""))
 
 
+def test_a_run_made_in_another_worktree_prints_the_repository_too(tmp_path):
+    # a reference run in `git worktree add` folder prints that folder's helpers path, which is the repository too
+    import subprocess
+
+    repo, tree = tmp_path / "repo", tmp_path / "tree"
+    repo.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    subprocess.run([*git, "worktree", "add", "-q", str(tree)], check=True)
+    assert save_reference.worktrees(repo) == (str(repo.resolve()), str(tree.resolve()))
+    assert save_reference.worktrees(tmp_path / "missing") == (str((tmp_path / "missing").resolve()),)
+
+
 # Lines an executed copy may print on stderr, each with the words of its notebook's text that explain it. Every other
 # stderr line is a warning nobody explains: fix it at its source (tests/unit/test_engine.py holds the import-time
 # ones).

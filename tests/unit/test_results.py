@@ -214,6 +214,19 @@ def test_the_words_of_04s_answer_on_grpo_after_sft_hold_for_its_reference():
     assert run["after_cold_start"]["pass_at_k"]["mixed"] < main["after_cold_start"]["pass_at_k"]["mixed"]
 
 
+def test_the_words_of_04s_answer_on_grpo_against_rejection_sampling_hold_for_its_reference():
+    # Section 10's item 3 and its last words: with only a checker, rejection sampling (RFT) scored above GRPO beyond
+    # chance, from the same cold start, for about GRPO's time; the intro quotes RFT's accuracy beside the control's.
+    run = json.loads((results.REFERENCE_DIR / "04_grpo_reasoning" / "full-cpu" / "results.json").read_text("utf-8"))
+    rft = run["rft"]
+    assert rft["heldout_accuracy"] > run["heldout_accuracy"]["after"], "GRPO scored above RFT: rewrite item 3"
+    assert rft["grpo_vs_rft"]["right_to_wrong"] > rft["grpo_vs_rft"]["wrong_to_right"]
+    assert rft["grpo_vs_rft"]["p_value"] < 0.05, "GRPO against RFT is within chance: rewrite item 3"
+    assert rft["flips"]["right_before"] == run["grpo_flips"]["right_before"]  # both from the same cold start
+    seconds = rft["sampling"]["seconds"] + rft["train"]["seconds"]
+    assert abs(seconds / run["train"]["seconds"] - 1) < 0.25, "RFT no longer took about GRPO's time: reword item 3"
+
+
 def test_committed_full_references_meet_the_lesson_targets():
     """The effect each lesson is named for, in every committed full-profile reference (issue targets)."""
     checked = set()
