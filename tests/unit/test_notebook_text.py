@@ -44,6 +44,18 @@ def test_a_presenter_can_walk_through_it(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name[:2])
+def test_every_cell_has_its_own_id(path):
+    # nbformat 4.5 requires cell ids: without them every run prints "MissingIDFieldWarning: Cell is missing an id
+    # field" (the main job's output, ./setup_venv.sh run), and a future nbformat refuses the notebook
+    import nbformat
+
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    ids = [c.get("id") for c in notebook["cells"]]
+    assert all(ids) and len(set(ids)) == len(ids), f"{path.name}: cells without an id, or ids used twice"
+    nbformat.validate(nbformat.reads(path.read_text(encoding="utf-8"), as_version=nbformat.NO_CONVERT))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name[:2])
 def test_committed_notebooks_carry_no_outputs(path):
     """Notebooks are committed stripped (executed copies go to runs/): an output, an execution count or widget state
     left in a commit fails here. Strip with: jupyter nbconvert --clear-output --inplace notebooks/<notebook>.ipynb"""
