@@ -218,9 +218,7 @@ def assert_grpo_scores_recomputed(run):
     assert run["grpo_flips"] == paired.flips(right["cold_start"], right["grpo"])
     assert control["flips"] == paired.flips(right["cold_start"], right["sft_control"])
     assert control["grpo_vs_control"] == paired.flips(right["sft_control"], right["grpo"])
-    step_tokens = 8 * control["solution_tokens"]
-    gap = abs(control["steps"] * step_tokens - control["grpo_completion_tokens"])
-    assert control["steps"] == 1 or gap <= step_tokens
+    assert_grpo_tokens_matched(control["steps"], control["solution_tokens"], control["grpo_completion_tokens"])
     if "rft" in run:
         assert_rft_recomputed(run, right)
 
@@ -240,9 +238,13 @@ def assert_rft_recomputed(run, right):
     if rft["kept"] == 0:
         assert rft["steps"] == 0 and rft["flips"]["wrong_to_right"] + rft["flips"]["right_to_wrong"] == 0
     else:
-        step_tokens = 8 * rft["kept_tokens"]
-        gap = abs(rft["steps"] * step_tokens - run["sft_control"]["grpo_completion_tokens"])
-        assert rft["steps"] == 1 or gap <= step_tokens
+        assert_grpo_tokens_matched(rft["steps"], rft["kept_tokens"], run["sft_control"]["grpo_completion_tokens"])
+
+
+def assert_grpo_tokens_matched(steps, row_tokens, grpo_tokens):
+    """SFT steps of 8 rows of `row_tokens` each make GRPO's completion tokens, within one step's worth."""
+    step_tokens = 8 * row_tokens
+    assert steps == 1 or abs(steps * step_tokens - grpo_tokens) <= step_tokens
 
 
 def test_05_hindi_counts_fertility_probes_and_reload(load):
